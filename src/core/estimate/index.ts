@@ -1,0 +1,12 @@
+export * from './catalog';
+export * from './shape';
+export * from './memory';
+export * from './steprule';
+export * from './roofline';
+export * from './predict';
+export * from './simprofile';
+export * from './profile';
+export * from './calibrate';
+export * from './idealized';
+export * from './cost';
+export { nelderMead, leastSquares } from './optimize';
