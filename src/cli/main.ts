@@ -1,12 +1,18 @@
 import { expandCommand, expandUsage } from './expand';
 import { type CliIO, UsageError } from './io';
 import { validateCommand, validateUsage } from './validate';
+import { runCommand, runUsage } from './run';
+import { reportCommand, reportUsage } from './report';
+import { estimateCommand, estimateUsage } from './estimate';
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
 const commands: Record<string, { run: Command; usage: string }> = {
   validate: { run: validateCommand, usage: validateUsage },
   expand: { run: expandCommand, usage: expandUsage },
+  estimate: { run: estimateCommand, usage: estimateUsage },
+  run: { run: runCommand, usage: runUsage },
+  report: { run: reportCommand, usage: reportUsage },
 };
 
 function usage(): string {

@@ -1,0 +1,40 @@
+import type { RunSummary } from '../core/run/summarize';
+import { formatDuration, formatEnergy } from '../core/config/units';
+
+/** A plain-text table; columns padded to their widest cell. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(cells[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+const num = (v: number | undefined, digits = 2) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+
+export function summaryTable(summary: RunSummary): string {
+  const rows = summary.points.map((p) => [
+    p.point,
+    p.status,
+    formatDuration(p.window.duration_s),
+    `${p.requests.ok}${p.requests.errors ? ` (+${p.requests.errors} err)` : ''}`,
+    num(p.throughput.output_tokens_per_s, 1),
+    num(p.latency.ttft_s?.p50 !== undefined ? p.latency.ttft_s.p50 * 1000 : undefined, 0),
+    num(p.latency.e2e_s?.p99, 2),
+    num(p.energy.avg_power_w, 0),
+    formatEnergy(p.energy.total_j),
+    num(p.j_per_output_token, 3),
+    num(p.j_per_response, 1),
+  ]);
+  const t = summary.total;
+  const lines = [
+    table(['point', 'status', 'time', 'requests', 'tok/s', 'TTFT p50 ms', 'e2e p99 s', 'W', 'energy', 'J/token', 'J/resp'], rows),
+    '',
+    `energy: ${summary.points[0]?.energy.method ?? 'none'} · sampling ${num(summary.telemetry.achieved_interval_s ?? undefined, 3)} s (asked ${summary.telemetry.interval_s} s) · idle baseline ${num(summary.idle_baseline?.total_w, 0)} W` +
+      `${summary.simulated ? ' · SIMULATED GPUs' : ''}`,
+    `total: ${formatDuration(t.duration_s)}, ${t.requests} responses, ${t.output_tokens} output tokens, ${formatEnergy(t.energy.total_j)} (${num(t.j_per_output_token, 3)} J/token measured), $${num(t.cost.usd, 4)}, ${num(t.cost.gco2, 1)} gCO2`,
+  ];
+  if (summary.caps_restored === false) lines.push('WARNING: the agent could not confirm that power limits were restored');
+  for (const e of summary.errors) lines.push(`error (${e.where}${e.point ? `, ${e.point}` : ''}): ${e.message}`);
+  for (const p of summary.problems) lines.push(`stream: ${p}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,30 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readEvents, readMeta } from '../core/store/store';
+import { Summarizer } from '../core/run/summarize';
+import { summaryTable } from './format';
+import { type CliIO, parseArgs, UsageError } from './io';
+import { summaryCsv } from '../core/store/csv';
+
+export const reportUsage = 'wattbench report RUNDIR [--csv] [--json]   re-summarise a stored run from its events';
+
+export async function reportCommand(argv: string[], io: CliIO): Promise<number> {
+  const { positional, flags } = parseArgs(argv, ['csv', 'json']);
+  if (positional.length !== 1) throw new UsageError('report needs exactly one run directory');
+  const dir = resolve(io.cwd, positional[0]);
+  if (!existsSync(join(dir, 'meta.json'))) {
+    io.err(`${positional[0]}: not a Wattbench run directory (no meta.json)`);
+    return 1;
+  }
+  const meta = readMeta(dir);
+  const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
+  for await (const event of readEvents(dir)) summarizer.add(event);
+  const summary = summarizer.result();
+  if (flags.has('csv')) io.out(summaryCsv(summary, meta).trimEnd());
+  else if (flags.has('json')) io.out(JSON.stringify(summary, null, 2));
+  else {
+    io.out(`run ${meta.run_id} (${meta.config_name}) on ${meta.target}: ${meta.status}${meta.error ? ` — ${meta.error}` : ''}`);
+    io.out(summaryTable(summary));
+  }
+  return 0;
+}

@@ -1,0 +1,112 @@
+/** The job file the agent runs (docs/protocol.md), built from a resolved config and its points. */
+import { basename, extname } from 'node:path';
+import type { LengthDist, ResolvedConfig, ResolvedPoint } from '../config/model';
+import { gpuFromConfig, modelFromSpec } from '../estimate/from-config';
+import { simProfileFor, type SimProfile } from '../estimate/simprofile';
+
+export interface AgentJob {
+  v: 1;
+  run_id: string;
+  telemetry: { source: string; interval_s: number; idle_baseline_s: number };
+  gpus: { indices: number[] | null; count: number };
+  server: { sim: boolean; command: string | null; base_url: string; api: string; model: string; ready_timeout_s: number; env: Record<string, string> };
+  sim: SimProfile | null;
+  points: AgentJobPoint[];
+}
+
+export interface AgentJobPoint {
+  id: string;
+  label: string;
+  power_cap_w: number | null;
+  repeats: number;
+  workload: {
+    kind: 'http' | 'command';
+    dataset: { kind: 'synthetic'; input_tokens: LengthDist; output_tokens: LengthDist } | { kind: 'file'; path: string; format: string };
+    num_prompts: number;
+    max_tokens: number;
+    concurrency: number | null;
+    request_rate: number | null;
+    warmup_requests: number;
+    temperature: number;
+    top_p?: number;
+    ignore_eos: boolean;
+    time_limit_s: number | null;
+    seed: number;
+    command: string | null;
+  };
+}
+
+/** Dataset files the job refers to: the name the agent sees (beside the job file) → the local path. */
+export type JobFiles = Map<string, string>;
+
+export class JobError extends Error {}
+
+export function buildJob(runId: string, config: ResolvedConfig, points: ResolvedPoint[], resolveLocal: (relative: string) => string): { job: AgentJob; files: JobFiles } {
+  const files: JobFiles = new Map();
+  const datasetName = (path: string) => {
+    const local = resolveLocal(path);
+    for (const [name, existing] of files) if (existing === local) return name;
+    const name = `dataset-${files.size}-${basename(path, extname(path)).replace(/[^A-Za-z0-9_-]/g, '_')}${extname(path)}`;
+    files.set(name, local);
+    return name;
+  };
+  const usesSim = config.server.sim || config.telemetry.source === 'sim';
+  let sim: SimProfile | null = null;
+  if (usesSim) {
+    const model = modelFromSpec(config.model);
+    if (!model.ok) throw new JobError(`cannot simulate ${config.model.id}: ${model.message}`);
+    const gpu = gpuFromConfig(config);
+    if (!gpu.ok) throw new JobError(`cannot simulate gpus.type ${config.gpus.type}: ${gpu.message}`);
+    // The step rule is linearised at one batch and context: take the first point's, as the estimate does.
+    const first = points[0].workload;
+    const input = first.inputTokens.mean;
+    const output = Math.min(first.outputTokens.mean, first.maxTokens);
+    sim = simProfileFor(
+      { model: model.value, gpu: gpu.value, gpuCount: Math.max(...points.map((p) => p.gpuCount), config.gpus.count) },
+      { batch: first.concurrency ?? 1, contextPerSeq: input + output / 2, promptTokens: input },
+    );
+  }
+  const job: AgentJob = {
+    v: 1,
+    run_id: runId,
+    telemetry: { source: config.telemetry.source, interval_s: config.telemetry.intervalS, idle_baseline_s: config.telemetry.idleBaselineS },
+    gpus: { indices: config.gpus.indices ?? null, count: config.gpus.count },
+    server: {
+      sim: config.server.sim,
+      command: config.server.command ?? null,
+      base_url: config.server.baseUrl,
+      api: config.server.api,
+      model: config.server.servedModel,
+      ready_timeout_s: config.server.readyTimeoutS,
+      env: config.server.env,
+    },
+    sim,
+    points: points.map((p) => {
+      const w = p.workload;
+      return {
+        id: p.id,
+        label: p.label,
+        power_cap_w: p.powerCapW ?? null,
+        repeats: config.repeats,
+        workload: {
+          kind: w.command ? 'command' : 'http',
+          dataset: w.dataset.kind === 'synthetic'
+            ? { kind: 'synthetic', input_tokens: w.inputTokens, output_tokens: w.outputTokens }
+            : { kind: 'file', path: datasetName(w.dataset.path), format: w.dataset.format },
+          num_prompts: w.numPrompts,
+          max_tokens: w.maxTokens,
+          concurrency: w.concurrency ?? null,
+          request_rate: w.requestRate ?? null,
+          warmup_requests: w.warmup,
+          temperature: w.temperature,
+          ...(w.topP !== undefined && { top_p: w.topP }),
+          ignore_eos: w.ignoreEos,
+          time_limit_s: w.timeLimitS ?? null,
+          seed: w.seed,
+          command: w.command ?? null,
+        },
+      };
+    }),
+  };
+  return { job, files };
+}

@@ -1,0 +1,156 @@
+/**
+ * The agent on a host, through any transport: install by content hash into a private cache, start a
+ * run detached, tail its events, cancel it, find runs still going. Every path and value that reaches
+ * a shell is quoted.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { shq } from '../transport/shell';
+import type { ExecResult, StreamingExec, Transport } from '../transport/types';
+import { TransportError } from '../transport/types';
+
+/** Where the agent keeps its files on a host; WATTBENCH_HOME overrides (tests, shared clusters). */
+const HOME_EXPR = '"${WATTBENCH_HOME:-$HOME/.cache/wattbench}"';
+
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'no-python' | 'old-python' | 'install' | 'start' | 'cancel' | 'remote',
+  ) {
+    super(message);
+    this.name = 'AgentError';
+  }
+}
+
+export function agentSourcePath(extensionRoot: string): string {
+  return join(extensionRoot, 'agent', 'wattbench_agent.py');
+}
+
+export interface InstalledAgent {
+  transport: Transport;
+  /** Absolute path of the agent on the host. */
+  path: string;
+  /** The agent's home on the host ($WATTBENCH_HOME). */
+  home: string;
+  python: string;
+}
+
+function check(result: ExecResult, what: string, where: string): string {
+  if (result.code !== 0)
+    throw new AgentError(`${what} on ${where} failed (exit ${result.code ?? result.signal}): ${(result.stderr || result.stdout).trim().split('\n').slice(-5).join(' | ')}`, 'remote');
+  return result.stdout;
+}
+
+/** Checks Python, then uploads the agent unless this exact version is already there. */
+export async function installAgent(transport: Transport, agentSource: string): Promise<InstalledAgent> {
+  const code = readFileSync(agentSource);
+  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+  const probe = await transport.exec(
+    `H=${HOME_EXPR}; if ! V=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then echo NO_PYTHON; exit 0; fi; ` +
+      `echo "PY $V"; echo "HOME $H"; test -f "$H/agent/${hash}/wattbench_agent.py" && echo PRESENT || true`,
+  );
+  const out = check(probe, 'checking for python3', transport.label);
+  if (out.includes('NO_PYTHON'))
+    throw new AgentError(`python3 was not found on ${transport.label}. Wattbench's agent needs Python 3.8 or newer (standard library only): install it (e.g. apt-get install python3) or put it on the PATH of non-interactive shells.`, 'no-python');
+  const version = /^PY (\d+)\.(\d+)\.(\d+)$/m.exec(out);
+  if (!version) throw new AgentError(`could not read python3's version on ${transport.label}: ${out.trim()}`, 'no-python');
+  if (Number(version[1]) < 3 || (Number(version[1]) === 3 && Number(version[2]) < 8))
+    throw new AgentError(`python3 on ${transport.label} is ${version[1]}.${version[2]}; Wattbench's agent needs 3.8 or newer.`, 'old-python');
+  const home = /^HOME (.+)$/m.exec(out)![1];
+  const dir = `${home}/agent/${hash}`;
+  if (!out.includes('PRESENT')) {
+    const upload = await transport.exec(
+      `umask 077 && mkdir -p ${shq(dir)} && chmod 700 ${shq(home)} ${shq(`${home}/agent`)} ${shq(dir)} && cat > ${shq(`${dir}/wattbench_agent.py.part`)} && mv ${shq(`${dir}/wattbench_agent.py.part`)} ${shq(`${dir}/wattbench_agent.py`)}`,
+      { stdin: code },
+    );
+    if (upload.code !== 0) throw new AgentError(`uploading the agent to ${transport.label}:${dir} failed: ${upload.stderr.trim()}`, 'install');
+  }
+  return { transport, path: `${dir}/wattbench_agent.py`, home, python: `${version[1]}.${version[2]}.${version[3]}` };
+}
+
+export function remoteRunDir(agent: InstalledAgent, runId: string): string {
+  return `${agent.home}/runs/${runId}`;
+}
+
+/** Writes files into a fresh private run directory on the host. */
+export async function uploadRunFiles(agent: InstalledAgent, runDir: string, files: Map<string, Buffer | string>): Promise<void> {
+  const t = agent.transport;
+  check(await t.exec(`umask 077 && mkdir -p ${shq(runDir)} && chmod 700 ${shq(runDir)}`), 'creating the run directory', t.label);
+  for (const [name, content] of files) {
+    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AgentError(`refusing to upload a file named ${JSON.stringify(name)}`, 'install');
+    const result = await t.exec(`umask 077 && cat > ${shq(`${runDir}/${name}`)}`, { stdin: content });
+    check(result, `uploading ${name}`, t.label);
+  }
+}
+
+/** Starts the agent detached (it outlives this connection); returns its pid. */
+export async function startAgent(agent: InstalledAgent, runDir: string): Promise<number> {
+  const result = await agent.transport.exec(`cd ${shq(runDir)} && python3 ${shq(agent.path)} run --job job.json --run-dir ${shq(runDir)} --detach`);
+  const line = result.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const parsed = JSON.parse(line) as { pid?: number; type?: string; message?: string };
+    if (typeof parsed.pid === 'number' && result.code === 0) return parsed.pid;
+    if (parsed.type === 'error') throw new AgentError(`the agent on ${agent.transport.label} could not start: ${parsed.message}`, 'start');
+  } catch (error) {
+    if (error instanceof AgentError) throw error;
+  }
+  throw new AgentError(`the agent on ${agent.transport.label} did not start (exit ${result.code}): ${(result.stderr || result.stdout).trim().slice(-500)}`, 'start');
+}
+
+/**
+ * Follows the event file from `offset` until the agent (pid) exits. GNU tail's `--pid` ends the
+ * stream when the agent ends, so no tail is left behind on the host.
+ */
+export function tailEvents(transport: Transport, runDir: string, pid: number, offset: number, onData: (chunk: Buffer) => void): StreamingExec {
+  const file = shq(`${runDir}/events.ndjson`);
+  return transport.stream(`tail --pid=${Math.trunc(pid)} -s 0.2 -c +${Math.trunc(offset) + 1} -F ${file} 2>/dev/null; true`, onData);
+}
+
+/** Whatever the event file holds past `offset` (the final catch-up after the agent ended). */
+export async function readEventsFrom(transport: Transport, runDir: string, offset: number): Promise<Buffer> {
+  const result = await transport.exec(`tail -c +${Math.trunc(offset) + 1} ${shq(`${runDir}/events.ndjson`)} 2>/dev/null | base64`);
+  return Buffer.from(result.stdout.replace(/\s+/g, ''), 'base64');
+}
+
+export async function isAlive(transport: Transport, pid: number): Promise<boolean> {
+  const result = await transport.exec(`kill -0 ${Math.trunc(pid)} 2>/dev/null && grep -q wattbench /proc/${Math.trunc(pid)}/cmdline 2>/dev/null && echo ALIVE || true`);
+  return result.stdout.includes('ALIVE');
+}
+
+/** Asks the agent to stop (it stops the server, restores power limits and writes `done`). */
+export async function signalAgent(transport: Transport, pid: number, signal: 'TERM' | 'KILL' = 'TERM'): Promise<void> {
+  await transport.exec(`kill -${signal} ${Math.trunc(pid)} 2>/dev/null || true`);
+}
+
+/** Restores power limits an agent that died hard left changed (a no-op when there are none). */
+export async function restoreCaps(agent: InstalledAgent): Promise<string> {
+  const result = await agent.transport.exec(`python3 ${shq(agent.path)} restore-caps`);
+  return result.stdout.trim();
+}
+
+export async function fetchText(transport: Transport, path: string, maxBytes = 1 << 20): Promise<string | undefined> {
+  const result = await transport.exec(`test -f ${shq(path)} && tail -c ${Math.trunc(maxBytes)} ${shq(path)}`);
+  return result.code === 0 ? result.stdout : undefined;
+}
+
+export interface RemoteRunInfo {
+  run_id: string;
+  run_dir: string;
+  pid: number | null;
+  alive: boolean;
+  status: string;
+}
+
+/** Runs the agent knows about on this host (for reattaching after a restart). */
+export async function listRemoteRuns(agent: InstalledAgent): Promise<RemoteRunInfo[]> {
+  const result = await agent.transport.exec(`test -d ${shq(`${agent.home}/runs`)} || exit 0; python3 ${shq(agent.path)} list-runs --root ${shq(`${agent.home}/runs`)}`);
+  return result.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as RemoteRunInfo);
+}
+
+export function isDisconnect(error: unknown): boolean {
+  return error instanceof TransportError && (error.kind === 'disconnected' || error.kind === 'unreachable' || error.kind === 'timeout');
+}

@@ -1,0 +1,397 @@
+/**
+ * Every metric of a run, computed from its events by one pure function, so a stored run can always be
+ * re-summarised. Incremental (`Summarizer.add`) with memory bounded by the number of points and GPUs,
+ * not of events: the live view and a day-long run use the same code.
+ */
+import type { CostSettings } from '../config/model';
+import { DEFAULT_COST } from '../config/model';
+import type { AgentEvent, GpuInfo, HelloEvent, RequestEvent, SampleEvent } from './events';
+import { Histogram, type Percentiles } from './histogram';
+
+export type EnergyMethod = 'counter' | 'integral' | 'mixed' | 'none';
+
+export interface GpuEnergy {
+  gpu: string;
+  energy_j: number;
+  avg_power_w: number;
+  peak_power_w: number;
+}
+
+export interface EnergySummary {
+  method: EnergyMethod;
+  total_j: number;
+  /** What the GPUs would have drawn idle over the same time (idle baseline × duration). */
+  idle_j: number;
+  dynamic_j: number;
+  avg_power_w: number;
+  peak_power_w: number;
+  per_gpu: GpuEnergy[];
+}
+
+export interface PointSummary {
+  point: string;
+  status: 'ok' | 'error' | 'cancelled' | 'timeout' | 'running';
+  window: { start: number; end: number; duration_s: number };
+  /** From the start of measurement until the last request was sent: all slots busy. */
+  steady: { start: number; end: number; duration_s: number; output_tokens_per_s: number; avg_power_w: number; j_per_output_token: number } | null;
+  requests: { ok: number; errors: number; warmup: number };
+  tokens: { input: number; output: number };
+  throughput: { output_tokens_per_s: number; total_tokens_per_s: number; requests_per_s: number };
+  latency: { ttft_s?: Percentiles; itl_s?: Percentiles; e2e_s?: Percentiles };
+  energy: EnergySummary;
+  j_per_output_token: number;
+  j_per_response: number;
+  cost: { usd: number; gco2: number };
+  /** HELM's form fitted to this point's requests: latency ≈ alpha + beta·(output_tokens − 1). */
+  idealized: { alpha_s: number; beta_s: number; n: number } | null;
+  power_cap_w?: number;
+}
+
+export interface RunSummary {
+  run_id: string;
+  status: 'ok' | 'error' | 'cancelled' | 'running';
+  simulated: boolean;
+  hosts: string[];
+  gpus: (GpuInfo & { node?: string })[];
+  telemetry: { source: string; interval_s: number; achieved_interval_s: number | null; samples: number };
+  idle_baseline: { duration_s: number; per_gpu_w: Record<string, number>; total_w: number } | null;
+  points: PointSummary[];
+  total: {
+    duration_s: number;
+    requests: number;
+    output_tokens: number;
+    energy: EnergySummary;
+    j_per_output_token: number;
+    j_per_response: number;
+    cost: { usd: number; gco2: number };
+  };
+  errors: { where: string; message: string; point?: string }[];
+  caps_restored: boolean | null;
+  /** Gaps, duplicates and garbled lines noticed while reading the stream. */
+  problems: string[];
+}
+
+interface GpuAccumulator {
+  energy: number;
+  time: number;
+  peak: number;
+  counterSegments: number;
+  integralSegments: number;
+}
+
+/** A time window over which power is integrated; `end` is unknown while it is open. */
+class EnergyWindow {
+  readonly gpus = new Map<string, GpuAccumulator>();
+  end = Infinity;
+  constructor(readonly start: number) {}
+
+  addSegment(gpu: string, t0: number, s0: Sample, t1: number, s1: Sample): void {
+    const a = Math.max(t0, this.start);
+    const b = Math.min(t1, this.end);
+    if (!(b > a) || !(t1 > t0)) return;
+    const at = (t: number, v0: number, v1: number) => v0 + ((v1 - v0) * (t - t0)) / (t1 - t0);
+    let acc = this.gpus.get(gpu);
+    if (!acc) this.gpus.set(gpu, (acc = { energy: 0, time: 0, peak: 0, counterSegments: 0, integralSegments: 0 }));
+    const counterUsable = s0.e !== undefined && s1.e !== undefined && s1.e >= s0.e;
+    if (counterUsable) {
+      acc.energy += at(b, s0.e!, s1.e!) - at(a, s0.e!, s1.e!);
+      acc.counterSegments++;
+    } else {
+      acc.energy += ((at(a, s0.p, s1.p) + at(b, s0.p, s1.p)) / 2) * (b - a);
+      acc.integralSegments++;
+    }
+    acc.time += b - a;
+    if (t1 <= this.end && t1 >= this.start) acc.peak = Math.max(acc.peak, s1.p);
+    if (t0 >= this.start && t0 <= this.end) acc.peak = Math.max(acc.peak, s0.p);
+  }
+
+  summary(idlePerGpu: Record<string, number> | undefined, duration: number): EnergySummary {
+    const perGpu: GpuEnergy[] = [...this.gpus.entries()]
+      .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
+      .map(([gpu, acc]) => ({ gpu, energy_j: acc.energy, avg_power_w: acc.time > 0 ? acc.energy / acc.time : 0, peak_power_w: acc.peak }));
+    const total = perGpu.reduce((s, g) => s + g.energy_j, 0);
+    const counter = [...this.gpus.values()].reduce((s, a) => s + a.counterSegments, 0);
+    const integral = [...this.gpus.values()].reduce((s, a) => s + a.integralSegments, 0);
+    const idle = idlePerGpu ? perGpu.reduce((s, g) => s + (idlePerGpu[g.gpu] ?? 0) * duration, 0) : 0;
+    return {
+      method: counter && integral ? 'mixed' : counter ? 'counter' : integral ? 'integral' : 'none',
+      total_j: total,
+      idle_j: idle,
+      dynamic_j: Math.max(0, total - idle),
+      avg_power_w: duration > 0 ? total / duration : 0,
+      peak_power_w: perGpu.reduce((s, g) => s + g.peak_power_w, 0),
+      per_gpu: perGpu,
+    };
+  }
+}
+
+interface Sample {
+  p: number;
+  e?: number;
+}
+
+class PointAccumulator {
+  status: PointSummary['status'] = 'running';
+  measure?: EnergyWindow;
+  steady?: EnergyWindow;
+  steadyTokens = 0;
+  okCount = 0;
+  errors = 0;
+  warmup = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  firstStart = Infinity;
+  lastEnd = -Infinity;
+  readonly ttft = new Histogram();
+  readonly itl = new Histogram();
+  readonly e2e = new Histogram();
+  // Running sums for the least-squares fit latency = alpha + beta·x, x = output_tokens − 1.
+  n = 0;
+  sx = 0;
+  sy = 0;
+  sxx = 0;
+  sxy = 0;
+  constructor(readonly id: string) {}
+}
+
+export interface SummarizeOptions {
+  cost?: CostSettings;
+  /** Power caps by point id, from the resolved config, to show beside each point. */
+  powerCaps?: Record<string, number | undefined>;
+}
+
+export class Summarizer {
+  private readonly points = new Map<string, PointAccumulator>();
+  private readonly lastSample = new Map<string, { t: number; s: Sample }>();
+  private readonly openWindows = new Set<EnergyWindow>();
+  private readonly whole = new EnergyWindow(-Infinity);
+  private baseline?: EnergyWindow;
+  private hellos: HelloEvent[] = [];
+  private firstT = Infinity;
+  private lastT = -Infinity;
+  private samples = 0;
+  private sampleSpan = { first: Infinity, last: -Infinity };
+  private status: RunSummary['status'] = 'running';
+  private capsRestored: boolean | null = null;
+  private readonly errors: RunSummary['errors'] = [];
+  readonly problems: string[] = [];
+
+  constructor(private readonly options: SummarizeOptions = {}) {
+    this.openWindows.add(this.whole);
+  }
+
+  add(event: AgentEvent): void {
+    if (event.t < this.firstT) this.firstT = event.t;
+    if (event.t > this.lastT) this.lastT = event.t;
+    switch (event.type) {
+      case 'hello':
+        this.hellos.push(event);
+        break;
+      case 'phase':
+        this.onPhase(event.phase, event.point, event.t);
+        break;
+      case 'sample':
+        this.onSample(event);
+        break;
+      case 'request':
+        this.onRequest(event);
+        break;
+      case 'point': {
+        const acc = this.point(event.point);
+        if (event.state === 'start') acc.status = 'running';
+        else {
+          acc.status = event.status ?? 'ok';
+          this.close(acc.measure, event.t);
+          this.close(acc.steady, event.t);
+        }
+        break;
+      }
+      case 'error':
+        this.errors.push({ where: event.where, message: event.message, point: event.point });
+        break;
+      case 'done':
+        this.status = event.status;
+        this.capsRestored = event.caps_restored;
+        for (const acc of this.points.values()) if (acc.status === 'running') acc.status = event.status === 'ok' ? 'ok' : event.status;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private point(id: string): PointAccumulator {
+    let acc = this.points.get(id);
+    if (!acc) this.points.set(id, (acc = new PointAccumulator(id)));
+    return acc;
+  }
+
+  private open(start: number): EnergyWindow {
+    const window = new EnergyWindow(start);
+    this.openWindows.add(window);
+    return window;
+  }
+
+  private close(window: EnergyWindow | undefined, t: number): void {
+    if (window && window.end === Infinity) window.end = t;
+  }
+
+  private onPhase(phase: string, pointId: string | undefined, t: number): void {
+    if (this.baseline && this.baseline.end === Infinity && phase !== 'baseline') this.close(this.baseline, t);
+    if (phase === 'baseline') this.baseline = this.open(t);
+    if (!pointId) return;
+    const acc = this.point(pointId);
+    if (phase === 'measure' && !acc.measure) {
+      acc.measure = this.open(t);
+      acc.steady = this.open(t);
+    }
+    if (phase === 'cooldown') this.close(acc.steady, t);
+  }
+
+  private onSample(event: SampleEvent): void {
+    this.samples++;
+    this.sampleSpan.first = Math.min(this.sampleSpan.first, event.t);
+    this.sampleSpan.last = Math.max(this.sampleSpan.last, event.t);
+    for (const g of event.gpus) {
+      if (typeof g.p_w !== 'number' || !Number.isFinite(g.p_w)) continue;
+      const key = event.node ? `${event.node}:${g.i}` : String(g.i);
+      const sample: Sample = { p: g.p_w, e: typeof g.e_j === 'number' && Number.isFinite(g.e_j) ? g.e_j : undefined };
+      const previous = this.lastSample.get(key);
+      if (previous && event.t > previous.t)
+        for (const window of this.openWindows) window.addSegment(key, previous.t, previous.s, event.t, sample);
+      if (!previous || event.t > previous.t) this.lastSample.set(key, { t: event.t, s: sample });
+    }
+    // A closed window is final once every GPU's samples have passed its end.
+    const oldest = Math.min(...[...this.lastSample.values()].map((s) => s.t));
+    for (const window of this.openWindows) if (window.end !== Infinity && oldest >= window.end) this.openWindows.delete(window);
+  }
+
+  private onRequest(r: RequestEvent): void {
+    const acc = this.point(r.point);
+    if (r.warmup) {
+      acc.warmup++;
+      return;
+    }
+    if (!r.ok) {
+      acc.errors++;
+      return;
+    }
+    acc.okCount++;
+    acc.inputTokens += r.prompt_tokens ?? 0;
+    acc.outputTokens += r.output_tokens ?? 0;
+    acc.firstStart = Math.min(acc.firstStart, r.t_start);
+    acc.lastEnd = Math.max(acc.lastEnd, r.t_end);
+    if (acc.steady && r.t_end <= acc.steady.end) acc.steadyTokens += r.output_tokens ?? 0;
+    else if (acc.steady && acc.steady.end === Infinity) acc.steadyTokens += r.output_tokens ?? 0;
+    if (typeof r.ttft_s === 'number') acc.ttft.add(r.ttft_s);
+    acc.e2e.add(r.latency_s);
+    for (const itl of r.itl_s ?? []) acc.itl.add(itl);
+    const x = Math.max(0, (r.output_tokens ?? 1) - 1);
+    acc.n++;
+    acc.sx += x;
+    acc.sy += r.latency_s;
+    acc.sxx += x * x;
+    acc.sxy += x * r.latency_s;
+  }
+
+  result(): RunSummary {
+    const cost = this.options.cost ?? DEFAULT_COST;
+    const money = (joules: number) => {
+      const kwh = (joules * cost.pue) / 3.6e6;
+      return { usd: kwh * cost.usdPerKwh, gco2: kwh * cost.gco2PerKwh };
+    };
+    const baselineDuration = this.baseline ? Math.min(this.baseline.end, this.lastT) - this.baseline.start : 0;
+    const baselineEnergy = this.baseline && baselineDuration > 0 ? this.baseline.summary(undefined, baselineDuration) : undefined;
+    const idlePerGpu = baselineEnergy ? Object.fromEntries(baselineEnergy.per_gpu.map((g) => [g.gpu, g.avg_power_w])) : undefined;
+
+    const points = [...this.points.values()].map((acc): PointSummary => {
+      const start = acc.measure?.start ?? (Number.isFinite(acc.firstStart) ? acc.firstStart : this.firstT);
+      const end = acc.measure && acc.measure.end !== Infinity ? acc.measure.end : Number.isFinite(acc.lastEnd) ? acc.lastEnd : this.lastT;
+      const duration = Math.max(0, end - start);
+      const energy = acc.measure ? acc.measure.summary(idlePerGpu, duration) : emptyEnergy();
+      const steadyEnd = acc.steady ? Math.min(acc.steady.end, end) : start;
+      const steadyDuration = steadyEnd - start;
+      const steadyEnergy = acc.steady && steadyDuration > 0 ? acc.steady.summary(idlePerGpu, steadyDuration) : undefined;
+      const denominator = acc.n * acc.sxx - acc.sx * acc.sx;
+      const beta = denominator > 0 ? (acc.n * acc.sxy - acc.sx * acc.sy) / denominator : 0;
+      return {
+        point: acc.id,
+        status: acc.status,
+        window: { start, end, duration_s: duration },
+        steady: steadyEnergy
+          ? {
+              start,
+              end: steadyEnd,
+              duration_s: steadyDuration,
+              output_tokens_per_s: acc.steadyTokens / steadyDuration,
+              avg_power_w: steadyEnergy.avg_power_w,
+              j_per_output_token: acc.steadyTokens > 0 ? steadyEnergy.total_j / acc.steadyTokens : NaN,
+            }
+          : null,
+        requests: { ok: acc.okCount, errors: acc.errors, warmup: acc.warmup },
+        tokens: { input: acc.inputTokens, output: acc.outputTokens },
+        throughput: {
+          output_tokens_per_s: duration > 0 ? acc.outputTokens / duration : 0,
+          total_tokens_per_s: duration > 0 ? (acc.outputTokens + acc.inputTokens) / duration : 0,
+          requests_per_s: duration > 0 ? acc.okCount / duration : 0,
+        },
+        latency: { ttft_s: acc.ttft.summary(), itl_s: acc.itl.summary(), e2e_s: acc.e2e.summary() },
+        energy,
+        j_per_output_token: acc.outputTokens > 0 ? energy.total_j / acc.outputTokens : NaN,
+        j_per_response: acc.okCount > 0 ? energy.total_j / acc.okCount : NaN,
+        cost: money(energy.total_j),
+        idealized: acc.n >= 2 && denominator > 0 ? { alpha_s: (acc.sy - beta * acc.sx) / acc.n, beta_s: beta, n: acc.n } : null,
+        power_cap_w: this.options.powerCaps?.[acc.id],
+      };
+    });
+
+    const wholeStart = Number.isFinite(this.sampleSpan.first) ? this.sampleSpan.first : this.firstT;
+    const wholeDuration = Number.isFinite(this.sampleSpan.last) ? this.sampleSpan.last - wholeStart : 0;
+    const totalEnergy = this.whole.summary(idlePerGpu, wholeDuration);
+    const measuredEnergy = points.reduce((s, p) => s + p.energy.total_j, 0);
+    const outputTokens = points.reduce((s, p) => s + p.tokens.output, 0);
+    const responses = points.reduce((s, p) => s + p.requests.ok, 0);
+    const intervals = this.samples > 1 ? (this.sampleSpan.last - this.sampleSpan.first) / (this.samples - 1) : null;
+    const hello = this.hellos[0];
+    return {
+      run_id: hello?.run_id ?? '',
+      status: this.status,
+      simulated: this.hellos.some((h) => h.simulated),
+      hosts: [...new Set(this.hellos.map((h) => h.node ?? h.host))],
+      gpus: this.hellos.flatMap((h) => h.gpus.map((g) => (h.node ? { ...g, node: h.node } : g))),
+      telemetry: {
+        source: hello?.telemetry.source ?? 'unknown',
+        interval_s: hello?.telemetry.interval_s ?? NaN,
+        // Several nodes sample in parallel: the period per node is what matters.
+        achieved_interval_s: intervals === null ? null : intervals * Math.max(1, this.hellos.length),
+        samples: this.samples,
+      },
+      idle_baseline: baselineEnergy && idlePerGpu
+        ? { duration_s: baselineDuration, per_gpu_w: idlePerGpu, total_w: Object.values(idlePerGpu).reduce((a, b) => a + b, 0) }
+        : null,
+      points,
+      total: {
+        duration_s: Number.isFinite(this.lastT - this.firstT) ? this.lastT - this.firstT : 0,
+        requests: responses,
+        output_tokens: outputTokens,
+        energy: totalEnergy,
+        j_per_output_token: outputTokens > 0 ? measuredEnergy / outputTokens : NaN,
+        j_per_response: responses > 0 ? measuredEnergy / responses : NaN,
+        cost: money(totalEnergy.total_j),
+      },
+      errors: this.errors,
+      caps_restored: this.capsRestored,
+      problems: this.problems,
+    };
+  }
+}
+
+function emptyEnergy(): EnergySummary {
+  return { method: 'none', total_j: 0, idle_j: 0, dynamic_j: 0, avg_power_w: 0, peak_power_w: 0, per_gpu: [] };
+}
+
+/** The summary of a complete event list. */
+export function summarize(events: Iterable<AgentEvent>, options: SummarizeOptions = {}): RunSummary {
+  const summarizer = new Summarizer(options);
+  for (const event of events) summarizer.add(event);
+  return summarizer.result();
+}

@@ -1,0 +1,180 @@
+/**
+ * The live view's state, built from the event stream: power per GPU, throughput, latency, phase and
+ * progress. Pure: the extension feeds it events and forwards its snapshots and deltas to the webview.
+ */
+import type { AgentEvent } from '../run/events';
+import type { RunSummary } from '../run/summarize';
+import type { LiveState, PointInfo, SeriesPoint, HostToLive } from './protocol';
+
+/** Above this many samples the oldest half is thinned by two: hours of data stay drawable and bounded. */
+const MAX_SAMPLES = 120_000;
+
+export class LiveTracker {
+  readonly state: LiveState;
+  private pendingSamples: SeriesPoint[] = [];
+  private pendingThroughput: LiveState['throughput'] = [];
+  private pendingLatency: LiveState['latency'] = [];
+  private readonly gpuIndex = new Map<string, number>();
+  private bucket?: { second: number; tokens: number; open: number };
+  /** Recent request intervals (relative seconds), to count requests in flight per second. */
+  private recent: [number, number][] = [];
+
+  constructor(init: { runId: string; title: string; target: string; points: PointInfo[] }) {
+    this.state = {
+      runId: init.runId,
+      title: init.title,
+      target: init.target,
+      simulated: false,
+      gpus: [],
+      t0: 0,
+      idleW: null,
+      capW: null,
+      phase: 'starting',
+      currentPoint: null,
+      points: init.points,
+      samples: [],
+      throughput: [],
+      latency: [],
+      status: 'running',
+    };
+  }
+
+  private rel(t: number): number {
+    if (!this.state.t0) this.state.t0 = t;
+    return Math.round((t - this.state.t0) * 1000) / 1000;
+  }
+
+  add(event: AgentEvent): void {
+    const s = this.state;
+    switch (event.type) {
+      case 'hello':
+        s.simulated ||= event.simulated;
+        for (const g of event.gpus) this.gpuKey(event.node, g.index);
+        this.rel(event.t);
+        break;
+      case 'phase':
+        s.phase = event.phase;
+        if (event.point) s.currentPoint = event.point;
+        this.rel(event.t);
+        break;
+      case 'cap':
+        if (event.action === 'set') s.capW = event.gpus[0]?.to_w ?? null;
+        else s.capW = null;
+        break;
+      case 'point': {
+        const point = s.points.find((p) => p.id === event.point);
+        if (point) point.status = event.state === 'start' ? 'running' : (event.status ?? 'ok');
+        if (event.state === 'start') s.currentPoint = event.point;
+        break;
+      }
+      case 'sample': {
+        const p = new Array<number>(s.gpus.length).fill(NaN);
+        for (const g of event.gpus) {
+          const i = this.gpuKey(event.node, g.i);
+          p[i] = g.p_w;
+          if (s.phase === 'baseline') s.idleW = null;
+        }
+        const sample = { t: this.rel(event.t), p };
+        s.samples.push(sample);
+        this.pendingSamples.push(sample);
+        if (s.samples.length > MAX_SAMPLES) {
+          const half = s.samples.length >> 1;
+          s.samples = [...s.samples.slice(0, half).filter((_, i) => i % 2 === 0), ...s.samples.slice(half)];
+        }
+        break;
+      }
+      case 'request': {
+        if (event.warmup || !event.ok) break;
+        const second = Math.floor(this.rel(event.t_end));
+        if (!this.bucket || this.bucket.second !== second) {
+          if (this.bucket) this.closeBucket();
+          this.bucket = { second, tokens: 0, open: 0 };
+        }
+        this.bucket.tokens += event.output_tokens;
+        const entry = { t: this.rel(event.t_end), ttft: event.ttft_s ?? NaN, e2e: event.latency_s };
+        s.latency.push(entry);
+        this.pendingLatency.push(entry);
+        this.recent.push([this.rel(event.t_start), this.rel(event.t_end)]);
+        break;
+      }
+      case 'error':
+        s.message = `${event.where}: ${event.message}`;
+        break;
+      case 'done':
+        if (this.bucket) this.closeBucket();
+        s.status = event.status;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private closeBucket(): void {
+    const b = this.bucket!;
+    const entry = { t: b.second + 0.5, tps: b.tokens, inflight: this.inflightAt(b.second) };
+    this.state.throughput.push(entry);
+    this.pendingThroughput.push(entry);
+    this.bucket = undefined;
+  }
+
+  /**
+   * Requests in flight at a second, counted from the requests completed so far; the bucket closes a
+   * second after its requests, so all but the longest ones are in.
+   */
+  private inflightAt(second: number): number {
+    const t = second + 0.5;
+    this.recent = this.recent.filter(([, end]) => end > t - 600);
+    return this.recent.filter(([start, end]) => start <= t && end >= t).length;
+  }
+
+  private gpuKey(node: string | undefined, index: number): number {
+    const key = node ? `${node}:${index}` : String(index);
+    let i = this.gpuIndex.get(key);
+    if (i === undefined) {
+      i = this.state.gpus.length;
+      this.gpuIndex.set(key, i);
+      this.state.gpus.push(key);
+    }
+    return i;
+  }
+
+  setStatus(status: LiveState['status'], message?: string): void {
+    this.state.status = status;
+    if (message !== undefined) this.state.message = message;
+  }
+
+  setSummary(summary: RunSummary): void {
+    this.state.summary = summary;
+    if (summary.idle_baseline) this.state.idleW = summary.idle_baseline.total_w;
+  }
+
+  snapshot(): HostToLive {
+    this.pendingSamples = [];
+    this.pendingThroughput = [];
+    this.pendingLatency = [];
+    return { type: 'snapshot', state: this.state };
+  }
+
+  /** What changed since the last snapshot or delta. */
+  delta(): HostToLive {
+    const s = this.state;
+    const message: HostToLive = {
+      type: 'append',
+      samples: this.pendingSamples,
+      throughput: this.pendingThroughput,
+      latency: this.pendingLatency,
+      phase: s.phase,
+      currentPoint: s.currentPoint,
+      points: s.points,
+      status: s.status,
+      message: s.message,
+      summary: s.summary,
+      capW: s.capW,
+      idleW: s.idleW,
+    };
+    this.pendingSamples = [];
+    this.pendingThroughput = [];
+    this.pendingLatency = [];
+    return message;
+  }
+}

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AgentEvent } from '../../src/core/run/events';
+import { EventStream } from '../../src/core/run/stream';
+import { summarize } from '../../src/core/run/summarize';
+import { Histogram } from '../../src/core/run/histogram';
+
+/** A synthetic run: 2 s idle baseline at 50 W/GPU, then one point with 2 GPUs whose power is a ramp. */
+function syntheticRun(opts: { counter: boolean; interval?: number }): AgentEvent[] {
+  const events: Omit<AgentEvent, 'seq' | 'v'>[] = [];
+  const dt = opts.interval ?? 0.1;
+  const power = (t: number) => (t < 2 ? 50 : 100 + 50 * (t - 2)); // W per GPU
+  const energy = (t: number) => (t < 2 ? 50 * t : 100 + 100 * (t - 2) + 25 * (t - 2) ** 2); // exact integral
+  events.push({ type: 'hello', t: 0, run_id: 'r1', host: 'h', agent_version: 't', pid: 1, telemetry: { source: 'sim', interval_s: dt }, simulated: true, gpus: [{ index: 0, name: 'G' }, { index: 1, name: 'G' }] } as never);
+  events.push({ type: 'phase', t: 0, phase: 'baseline' } as never);
+  const samplesUntil = (from: number, to: number) => {
+    for (let k = Math.round(from / dt); k * dt <= to + 1e-9; k++) {
+      const t = k * dt;
+      events.push({ type: 'sample', t, gpus: [0, 1].map((i) => ({ i, p_w: power(t), ...(opts.counter ? { e_j: energy(t) } : {}) })) } as never);
+    }
+  };
+  samplesUntil(0, 1.95);
+  events.push({ type: 'phase', t: 2, phase: 'measure', point: 'p1' } as never);
+  events.push({ type: 'point', t: 2, point: 'p1', state: 'start' } as never);
+  samplesUntil(2, 3.95);
+  events.push({ type: 'phase', t: 4, phase: 'cooldown', point: 'p1' } as never);
+  for (let i = 0; i < 10; i++)
+    events.push({ type: 'request', t: 2.1 + i * 0.2, point: 'p1', i, ok: true, t_start: 2 + i * 0.2, t_end: 2.1 + i * 0.2, prompt_tokens: 100, output_tokens: 1 + i * 10, ttft_s: 0.05, latency_s: 0.5 + 0.01 * i * 10, itl_s: [0.01, 0.01] } as never);
+  events.push({ type: 'request', t: 3, point: 'p1', i: 10, ok: false, t_start: 2.9, t_end: 3, prompt_tokens: 0, output_tokens: 0, latency_s: 0.1, error: 'boom' } as never);
+  events.push({ type: 'request', t: 2, point: 'p1', i: -1, ok: true, warmup: true, t_start: 1.9, t_end: 2, prompt_tokens: 5, output_tokens: 5, latency_s: 0.1 } as never);
+  samplesUntil(4, 6.05);
+  events.push({ type: 'point', t: 6, point: 'p1', state: 'end', status: 'ok' } as never);
+  events.push({ type: 'done', t: 6.2, status: 'ok', caps_restored: true } as never);
+  return events.map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+}
+
+const close = (actual: number, expected: number, rel: number, what: string) =>
+  assert.ok(Math.abs(actual - expected) <= rel * Math.abs(expected), `${what}: ${actual} vs ${expected}`);
+
+describe('summarize', () => {
+  it('takes energy from the counter exactly, and says so', () => {
+    const s = summarize(syntheticRun({ counter: true }));
+    const p = s.points[0];
+    // Per GPU over [2, 6]: 100·4 + 25·16 = 800 J; two GPUs.
+    assert.equal(p.energy.method, 'counter');
+    close(p.energy.total_j, 1600, 1e-9, 'counter energy');
+    assert.equal(p.window.duration_s, 4);
+    close(p.energy.avg_power_w, 400, 1e-9, 'average power');
+  });
+
+  it('integrates sampled power with the trapezoid rule when there is no counter', () => {
+    const s = summarize(syntheticRun({ counter: false }));
+    const p = s.points[0];
+    assert.equal(p.energy.method, 'integral');
+    close(p.energy.total_j, 1600, 1e-9, 'a piecewise-linear power integrates exactly');
+    assert.equal(s.telemetry.samples > 50, true);
+    close(s.telemetry.achieved_interval_s!, 0.1, 1e-6, 'achieved interval');
+  });
+
+  it('splits idle and dynamic energy with the baseline', () => {
+    const s = summarize(syntheticRun({ counter: true }));
+    assert.deepEqual(Object.keys(s.idle_baseline!.per_gpu_w), ['0', '1']);
+    close(s.idle_baseline!.total_w, 100, 1e-9, 'idle total');
+    close(s.points[0].energy.idle_j, 400, 1e-9, 'idle energy = 100 W × 4 s');
+    close(s.points[0].energy.dynamic_j, 1200, 1e-9, 'dynamic energy');
+  });
+
+  it('counts tokens and requests, leaving out warm-up and failures from the rates', () => {
+    const p = summarize(syntheticRun({ counter: true })).points[0];
+    assert.deepEqual(p.requests, { ok: 10, errors: 1, warmup: 1 });
+    assert.equal(p.tokens.output, 460);
+    assert.equal(p.tokens.input, 1000);
+    close(p.throughput.output_tokens_per_s, 115, 1e-9, 'tokens/s');
+    close(p.j_per_output_token, 1600 / 460, 1e-9, 'J/token');
+    close(p.j_per_response, 160, 1e-9, 'J/response');
+    assert.equal(p.latency.ttft_s!.p50.toFixed(3), '0.050');
+    assert.equal(p.latency.itl_s!.n, 20);
+  });
+
+  it('measures the steady state up to the last request sent', () => {
+    const p = summarize(syntheticRun({ counter: true })).points[0];
+    assert.equal(p.steady!.duration_s, 2);
+    close(p.steady!.avg_power_w, (2 * (100 * 2 + 25 * 4)) / 2, 1e-9, 'steady power');
+  });
+
+  it("fits HELM's idealized form to the requests", () => {
+    const p = summarize(syntheticRun({ counter: true })).points[0];
+    close(p.idealized!.alpha_s, 0.5, 1e-9, 'alpha');
+    close(p.idealized!.beta_s, 0.01, 1e-9, 'beta');
+  });
+
+  it('prices energy with the cost settings', () => {
+    const s = summarize(syntheticRun({ counter: true }), { cost: { usdPerKwh: 3.6, gco2PerKwh: 3600, pue: 2, usdPerGpuHour: 1 } });
+    close(s.points[0].cost.usd, (1600 * 2 * 3.6) / 3.6e6, 1e-9, 'usd');
+    close(s.points[0].cost.gco2, (1600 * 2 * 3600) / 3.6e6, 1e-9, 'gCO2');
+    assert.equal(s.status, 'ok');
+    assert.equal(s.caps_restored, true);
+    assert.equal(s.simulated, true);
+  });
+});
+
+describe('event stream', () => {
+  const lines = syntheticRun({ counter: true }).map((e) => JSON.stringify(e) + '\n');
+  const bytes = Buffer.from(lines.join(''));
+
+  it('gives the same events however the bytes are cut, and tracks the byte offset', () => {
+    for (const cut of [1, 7, 100, 4096]) {
+      const seen: number[] = [];
+      const stream = new EventStream({ onEvent: (e) => seen.push(e.seq), onProblem: (p) => assert.fail(p.message) });
+      for (let i = 0; i < bytes.length; i += cut) stream.push(bytes.subarray(i, i + cut));
+      assert.deepEqual(seen, lines.map((_, i) => i));
+      assert.equal(stream.offset, bytes.length);
+    }
+  });
+
+  it('resumes from an offset without losing or doubling events', () => {
+    const seen: number[] = [];
+    const first = new EventStream({ onEvent: (e) => seen.push(e.seq) });
+    first.push(bytes.subarray(0, 1000)); // a connection that drops mid-line
+    const resumed = new EventStream({ onEvent: (e) => seen.push(e.seq) }, { offset: first.offset, nextSeq: first.nextSeq });
+    resumed.push(bytes.subarray(first.offset));
+    assert.deepEqual(seen, lines.map((_, i) => i));
+  });
+
+  it('reports garbled lines, gaps and duplicates, and keeps going', () => {
+    const problems: string[] = [];
+    const seen: number[] = [];
+    const stream = new EventStream({ onEvent: (e) => seen.push(e.seq), onProblem: (p) => problems.push(`${p.kind}: ${p.message}`) });
+    stream.push(Buffer.from(lines[0] + 'garbage{\n' + lines[2] + lines[2] + '{"seq":3}\n' + lines[3]));
+    assert.deepEqual(seen, [0, 2, 3]);
+    assert.deepEqual(problems, [
+      'garbled: line at byte ' + lines[0].length + ': not JSON: "garbage{"',
+      `gap: events 1..1 missing before byte ${lines[0].length + 9}`,
+      `duplicate: event 2 received twice (expected 3); ignored`,
+      `garbled: line at byte ${lines[0].length + 9 + 2 * lines[2].length}: event 3: missing or invalid "t"`,
+    ]);
+  });
+});
+
+describe('histogram', () => {
+  it('gives percentiles within 1% in fixed memory', () => {
+    const h = new Histogram();
+    for (let i = 1; i <= 100000; i++) h.add(i / 1000);
+    const s = h.summary()!;
+    close(s.p50, 50, 0.01, 'p50');
+    close(s.p99, 99, 0.01, 'p99');
+    close(s.mean, 50.0005, 1e-9, 'mean');
+    assert.equal(s.max, 100);
+  });
+});
