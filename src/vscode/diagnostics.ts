@@ -19,7 +19,10 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
   /** The core's diagnostics behind each published one, so Quick Fixes can use their fixes. */
   private readonly published = new Map<string, ConfigDiagnostic[]>();
 
-  constructor(private readonly configs: ConfigCache) {
+  constructor(
+    private readonly configs: ConfigCache,
+    private readonly afterRefresh: () => void = () => undefined,
+  ) {
     this.bag.add(vscode.workspace.onDidOpenTextDocument((d) => this.refresh(d)));
     this.bag.add(vscode.workspace.onDidChangeTextDocument((e) => this.schedule(e.document)));
     this.bag.add(
@@ -41,6 +44,7 @@ export class ConfigDiagnostics implements vscode.CodeActionProvider, vscode.Disp
     this.pending.set(key, setTimeout(() => {
       this.pending.delete(key);
       this.refresh(document);
+      this.afterRefresh();
     }, DEBOUNCE_MS));
   }
 

@@ -146,3 +146,43 @@ export class VSCodeSession {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** The webview frame (of any panel) that shows `selector`, polled until it appears. */
+export async function webviewFrame(page: Page, selector: string, timeoutMs = 60_000, text?: string): Promise<import('playwright-core').Frame> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      try {
+        const found = await frame.$(selector);
+        if (found && (!text || (await found.innerText()).includes(text))) return frame;
+      } catch {
+        // A frame navigating away: try the next one.
+      }
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`no webview shows ${selector}`);
+}
+
+/** A small simulated config: two short points, a one-second idle baseline. */
+export const SMALL_SIM_CONFIG = `name: e2e-sim
+target: local
+server:
+  sim: true
+model:
+  id: meta-llama/Llama-3.1-8B-Instruct
+gpus:
+  type: H100-SXM-80GB
+  count: 1
+workload:
+  input_tokens: 64
+  output_tokens: 64
+  num_prompts: 8
+  warmup: 1
+sweep:
+  concurrency: [1, 4]
+telemetry:
+  source: sim
+  interval: 100ms
+  idle_baseline: 1s
+`;

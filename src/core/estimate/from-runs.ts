@@ -1,0 +1,54 @@
+/** Stored runs as calibration measurements: each measured point with the config that produced it. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config';
+import { readSummary, type RunRecord } from '../store/store';
+import type { Measurement } from './calibrate';
+import { gpuFromConfig, modelFromSpec } from './from-config';
+
+export function measurementsFromRuns(records: RunRecord[]): { measurements: Measurement[]; skipped: string[] } {
+  const measurements: Measurement[] = [];
+  const skipped: string[] = [];
+  for (const record of records) {
+    const summary = readSummary(record.dir);
+    if (!summary || record.meta.status !== 'ok') {
+      skipped.push(`${record.id}: not a completed run`);
+      continue;
+    }
+    const loaded = loadConfig(readFileSync(join(record.dir, 'config.yaml'), 'utf8'));
+    if (!loaded.config) {
+      skipped.push(`${record.id}: its stored config no longer validates`);
+      continue;
+    }
+    const model = modelFromSpec(loaded.config.model);
+    const gpu = gpuFromConfig(loaded.config);
+    if (!model.ok || !gpu.ok) {
+      skipped.push(`${record.id}: ${!model.ok ? model.message : !gpu.ok ? gpu.message : ''}`);
+      continue;
+    }
+    for (const point of loaded.points) {
+      const measured = summary.points.find((p) => p.point === point.id);
+      if (!measured || measured.status !== 'ok' || !(measured.tokens.output > 0)) continue;
+      const gpus = Math.max(1, measured.energy.per_gpu.length || point.gpuCount);
+      measurements.push({
+        model: model.value,
+        gpu: gpu.value,
+        gpuCount: point.gpuCount,
+        concurrency: point.workload.concurrency,
+        requestRate: point.workload.requestRate,
+        numPrompts: measured.requests.ok,
+        inputTokens: measured.tokens.input / Math.max(1, measured.requests.ok),
+        outputTokens: measured.tokens.output / Math.max(1, measured.requests.ok),
+        powerCapW: point.powerCapW,
+        engine: loaded.config.server.engine,
+        j_per_output_token: measured.j_per_output_token,
+        output_tokens_per_s: measured.throughput.output_tokens_per_s,
+        avg_power_w: measured.energy.avg_power_w / gpus,
+        runtime_s: measured.window.duration_s,
+        energy_j: measured.energy.total_j,
+        source: `run ${record.id} point ${point.id}`,
+      });
+    }
+  }
+  return { measurements, skipped };
+}

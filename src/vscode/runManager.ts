@@ -1,0 +1,329 @@
+import { existsSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import * as vscode from 'vscode';
+import { hasErrors, loadConfig, type LoadedConfig } from '../core/config';
+import { estimateConfig } from '../core/estimate/config-estimate';
+import { findAgentSource } from '../core/run/agent-path';
+import type { AgentEvent } from '../core/run/events';
+import { reattachRun, Run, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
+import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
+import { openTransport } from '../core/transport/open';
+import type { Transport } from '../core/transport/types';
+import { LiveTracker } from '../core/view/live';
+import type { RunSummary } from '../core/run/summarize';
+import type { PointInfo } from '../core/view/protocol';
+import { DisposableBag } from './disposable';
+import type { EstimateService } from './estimates';
+import { sshPrompts } from './hosts';
+
+export interface ActiveRun {
+  id: string;
+  configName: string;
+  target: string;
+  tracker: LiveTracker;
+  /** Lives as long as this run: its transport, listeners and timers. */
+  bag: DisposableBag;
+  cancel(): Promise<void>;
+  detach(): void;
+  done: Promise<RunOutcome>;
+  /** The summary so far, for predicted-against-measured while the run goes. */
+  summarize(): RunSummary;
+  watts: number;
+  pointsDone: number;
+  pointsTotal: number;
+}
+
+/** Starts, follows, cancels and reattaches runs for the extension. One per window. */
+export class RunManager implements vscode.Disposable {
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly changed = new vscode.EventEmitter<void>();
+  private readonly updated = new vscode.EventEmitter<string>();
+  /** Runs started, finished, cancelled or deleted: trees and lenses refresh. */
+  readonly onDidChangeRuns = this.changed.event;
+  /** New live data for a run (throttled by listeners). */
+  readonly onDidUpdateRun = this.updated.event;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly estimates: EstimateService,
+    private readonly secrets: vscode.SecretStorage,
+  ) {}
+
+  get store(): RunStore | undefined {
+    const folder = vscode.workspace.workspaceFolders?.[0];
+    return folder ? RunStore.forWorkspace(folder.uri.fsPath) : undefined;
+  }
+
+  get(runId: string): ActiveRun | undefined {
+    return this.active.get(runId);
+  }
+
+  list(): ActiveRun[] {
+    return [...this.active.values()];
+  }
+
+  notifyChanged(): void {
+    this.changed.fire();
+  }
+
+  private transportFor(host: string): Transport {
+    return openTransport(host, { logger: this.log, ...sshPrompts(this.secrets) });
+  }
+
+  /** Runs a config file (optionally only some points) on a host; refuses in an untrusted workspace. */
+  async start(uri: vscode.Uri, host?: string, pointIds?: string[]): Promise<ActiveRun | undefined> {
+    if (!vscode.workspace.isTrusted) {
+      const choice = await vscode.window.showErrorMessage(
+        'Wattbench does not run benchmarks in an untrusted workspace: running a config executes commands on your GPU hosts. Trust this workspace to run it.',
+        'Manage Workspace Trust',
+      );
+      if (choice) void vscode.commands.executeCommand('workbench.trust.manage');
+      return undefined;
+    }
+    const store = this.store;
+    if (!store) {
+      void vscode.window.showErrorMessage('Wattbench: open a folder first; runs are stored in the workspace.');
+      return undefined;
+    }
+    const document = await vscode.workspace.openTextDocument(uri);
+    const text = document.getText();
+    const loaded: LoadedConfig = loadConfig(text, { fileExists: (p) => existsSync(resolve(dirname(uri.fsPath), p)) });
+    if (hasErrors(loaded.diagnostics) || !loaded.config) {
+      const first = loaded.diagnostics.find((d) => d.severity === 'error')!;
+      const choice = await vscode.window.showErrorMessage(`Wattbench: ${vscode.workspace.asRelativePath(uri)}:${first.range.start.line + 1}: ${first.message}`, 'Open the config');
+      if (choice) {
+        const editor = await vscode.window.showTextDocument(document);
+        const at = new vscode.Position(first.range.start.line, first.range.start.col);
+        editor.selection = new vscode.Selection(at, at);
+        editor.revealRange(new vscode.Range(at, at));
+      }
+      return undefined;
+    }
+    const config = loaded.config;
+    const target = host ?? (config.target.kind === 'local' ? 'local' : config.target.kind === 'ssh' ? config.target.host : undefined);
+    if (!target) {
+      void vscode.window.showErrorMessage(`Wattbench: targets of kind "${config.target.kind}" are not supported by this version yet; run on one host (pick one with "Wattbench: Run Benchmark").`);
+      return undefined;
+    }
+    const points = pointIds ? loaded.points.filter((p) => pointIds.includes(p.id)) : loaded.points;
+    const estimate = estimateConfig(config, points, this.estimates.calibration);
+    const predictions: RunMeta['predictions'] = {};
+    for (const e of estimate.points)
+      if (e.prediction)
+        predictions[e.point] = {
+          runtime_s: e.prediction.runtime_s,
+          j_per_output_token: e.prediction.j_per_output_token,
+          avg_power_w: e.prediction.avg_power_w * (points.find((p) => p.id === e.point)?.gpuCount ?? 1),
+          energy_j: e.prediction.energy_j,
+          output_tokens_per_s: e.prediction.output_tokens_per_s,
+          basis: e.prediction.basis,
+        };
+    const bag = new DisposableBag();
+    const transport = this.transportFor(target);
+    bag.add({ dispose: () => transport.close() });
+    const workspace = vscode.workspace.workspaceFolders![0].uri.fsPath;
+    const pointInfos: PointInfo[] = points.map((p) => {
+      const pred = predictions[p.id];
+      return { id: p.id, label: p.label, status: 'pending', predicted: pred && { avg_power_w_total: pred.avg_power_w, output_tokens_per_s: pred.output_tokens_per_s, j_per_output_token: pred.j_per_output_token, runtime_s: pred.runtime_s } };
+    });
+    let active: ActiveRun | undefined;
+    const early: AgentEvent[] = [];
+    const listener = this.listenerFor(() => active, early);
+    const run = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Wattbench: starting ${config.name} on ${target}`, cancellable: true },
+      async (progress, token) => {
+        const started = Run.start({
+          store,
+          transport,
+          target,
+          agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath),
+          configText: text,
+          config,
+          points,
+          configFile: relative(workspace, uri.fsPath),
+          resolveLocal: (p) => resolve(dirname(uri.fsPath), p),
+          logger: this.log,
+          predictions,
+          listener: {
+            ...listener,
+            onPhase: (phase, detail) => {
+              progress.report({ message: `${phase}${detail ? ` ${detail}` : ''}` });
+              listener.onPhase?.(phase, detail);
+            },
+          },
+        });
+        token.onCancellationRequested(() => void started.cancel());
+        // The notification stays until the agent is running (or the start failed).
+        await Promise.race([started.done.catch(() => undefined), new Promise<void>((resolve) => {
+          const check = setInterval(() => {
+            if (started.writer.meta.remotes.length) {
+              clearInterval(check);
+              resolve();
+            }
+          }, 100);
+          bag.add({ dispose: () => clearInterval(check) });
+        })]);
+        return started;
+      },
+    );
+    active = {
+      id: run.id,
+      configName: config.name,
+      target,
+      tracker: new LiveTracker({ runId: run.id, title: `${config.name} on ${target}`, target, points: pointInfos }),
+      bag,
+      cancel: () => run.cancel(),
+      detach: () => run.detach(),
+      done: run.done,
+      summarize: () => run.summarizer.result(),
+      watts: 0,
+      pointsDone: 0,
+      pointsTotal: points.length,
+    };
+    for (const e of early.splice(0)) this.onEvent(active, e);
+    this.track(active, uri);
+    return active;
+  }
+
+  /** Events that arrive before the run's record exists (while the start notification shows) wait in `early`. */
+  private listenerFor(current: () => ActiveRun | undefined, early: AgentEvent[]): RunListener {
+    return {
+      onEvent: (event) => {
+        const active = current();
+        if (!active) {
+          early.push(event);
+          return;
+        }
+        this.onEvent(active, event);
+      },
+      onPhase: (phase, detail) => {
+        const active = current();
+        if (!active) return;
+        if (phase === 'reconnecting') active.tracker.setStatus('reconnecting', detail);
+        else if (phase === 'running' && active.tracker.state.status === 'reconnecting') active.tracker.setStatus('running', '');
+        this.updated.fire(active.id);
+      },
+      onProblem: (message) => this.log.warn(message),
+    };
+  }
+
+  private onEvent(active: ActiveRun, event: AgentEvent): void {
+    active.tracker.add(event);
+    if (event.type === 'sample') active.watts = event.gpus.reduce((s, g) => s + g.p_w, 0);
+    if (event.type === 'point' && event.state === 'end') {
+      active.pointsDone++;
+      active.tracker.setSummary(active.summarize());
+    }
+    if (event.type === 'sample' && event.seq % 20 === 0) active.tracker.setSummary(active.summarize());
+    if (event.type === 'error') this.log.error(`${active.id} (${event.where}): ${event.message}${event.detail ? `\n${event.detail}` : ''}`);
+    this.updated.fire(active.id);
+  }
+
+  private track(active: ActiveRun, uri?: vscode.Uri): void {
+    this.active.set(active.id, active);
+    this.changed.fire();
+    active.done.then(
+      (outcome) => {
+        active.tracker.setSummary(outcome.summary);
+        active.tracker.setStatus(outcome.status === 'ok' ? 'ok' : outcome.status === 'detached' ? 'detached' : outcome.status === 'cancelled' ? 'cancelled' : 'error');
+        this.finish(active);
+        if (outcome.status === 'ok') {
+          const t = outcome.summary.total;
+          void vscode.window
+            .showInformationMessage(`Wattbench: ${active.configName} finished on ${active.target}: ${t.j_per_output_token.toPrecision(3)} J/token over ${t.output_tokens} tokens.`, 'Open Result')
+            .then((choice) => choice && vscode.commands.executeCommand('wattbench.openResult', active.id));
+        } else if (outcome.status === 'error') {
+          const message = this.store?.get(active.id)?.meta.error ?? outcome.summary.errors[0]?.message ?? 'see the log';
+          void this.showRunError(active, message, uri);
+        }
+      },
+      (error: Error) => {
+        active.tracker.setStatus('error', error.message);
+        this.finish(active);
+        void this.showRunError(active, error.message, uri);
+      },
+    );
+  }
+
+  private async showRunError(active: ActiveRun, message: string, uri?: vscode.Uri): Promise<void> {
+    const actions = ['Show Log', ...(uri ? ['Retry', 'Open Config'] : [])];
+    const choice = await vscode.window.showErrorMessage(`Wattbench: ${active.configName} on ${active.target} failed: ${message}`, ...actions);
+    if (choice === 'Show Log') this.log.show();
+    if (choice === 'Retry' && uri) void this.start(uri, active.target);
+    if (choice === 'Open Config' && uri) void vscode.window.showTextDocument(uri);
+  }
+
+  private finish(active: ActiveRun): void {
+    this.updated.fire(active.id);
+    // Keep the tracker around for the live view until the window closes; the run's resources go now.
+    active.bag.dispose();
+    this.changed.fire();
+  }
+
+  /** On start-up: follow again every run the store says was still going. */
+  async reattachAll(): Promise<void> {
+    const store = this.store;
+    if (!store || !vscode.workspace.isTrusted) return;
+    for (const meta of runsToReattach(store)) {
+      if (this.active.has(meta.run_id)) continue;
+      const host = meta.remotes[0].host;
+      this.log.info(`reattaching to ${meta.run_id} on ${host}`);
+      const bag = new DisposableBag();
+      const transport = this.transportFor(host);
+      bag.add({ dispose: () => transport.close() });
+      let active: ActiveRun | undefined;
+      try {
+        const tracker = new LiveTracker({ runId: meta.run_id, title: `${meta.config_name} on ${host}`, target: host, points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })) });
+        for (const e of readEventsSync(store.dirOf(meta.run_id))) tracker.add(e);
+        const early: AgentEvent[] = [];
+        const listener = this.listenerFor(() => active, early);
+        const reattached = await reattachRun({ store, runId: meta.run_id, transport, agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath), logger: this.log, listener });
+        active = {
+          id: meta.run_id,
+          configName: meta.config_name,
+          target: host,
+          tracker,
+          bag,
+          cancel: () => reattached.follower.cancel(),
+          detach: () => reattached.follower.detach(),
+          done: reattached.done,
+          summarize: () => reattached.summarizer.result(),
+          watts: 0,
+          pointsDone: tracker.state.points.filter((p) => p.status !== 'pending' && p.status !== 'running').length,
+          pointsTotal: meta.points.length,
+        };
+        early.splice(0).forEach((e) => this.onEvent(active!, e));
+        this.track(active);
+        void vscode.window.showInformationMessage(`Wattbench: reattached to ${meta.config_name} on ${host}; nothing measured while away was lost.`);
+      } catch (error) {
+        bag.dispose();
+        this.log.warn(`could not reattach to ${meta.run_id} on ${host}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  async cancel(runId: string): Promise<void> {
+    const active = this.active.get(runId);
+    if (!active) return;
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Wattbench: cancelling ${active.configName} and restoring the host` }, async () => {
+      await active.cancel();
+      await active.done.catch(() => undefined);
+    });
+  }
+
+  isRunning(runId: string): boolean {
+    const active = this.active.get(runId);
+    return !!active && ['running', 'reconnecting'].includes(active.tracker.state.status);
+  }
+
+  dispose(): void {
+    // Runs go on on their hosts; the next start reattaches them.
+    for (const active of this.active.values()) {
+      if (this.isRunning(active.id)) active.detach();
+      active.bag.dispose();
+    }
+    this.changed.dispose();
+    this.updated.dispose();
+  }
+}

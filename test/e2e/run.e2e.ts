@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { SMALL_SIM_CONFIG, VSCodeSession, webviewFrame } from './harness';
+
+const LONG_CONFIG = SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-long').replace('num_prompts: 8', 'num_prompts: 400').replace('concurrency: [1, 4]', 'concurrency: [1]');
+
+describe('running a config in a real VS Code', () => {
+  let vscode: VSCodeSession;
+  before(async () => {
+    vscode = await VSCodeSession.start({ files: { 'sim.wattbench.yaml': SMALL_SIM_CONFIG, 'long.wattbench.yaml': LONG_CONFIG } });
+  });
+  after(async () => {
+    await vscode?.screenshot('run-final');
+    await vscode?.stop();
+  });
+
+  it('shows the estimate as a CodeLens above the config', async () => {
+    await vscode.openFile('sim.wattbench.yaml');
+    const lens = vscode.page.locator('.codelens-decoration', { hasText: 'J/token' });
+    await lens.first().waitFor({ timeout: 30_000 });
+    const text = await lens.first().innerText();
+    assert.match(text, /Run on local · 2 points/);
+    assert.match(text, /≈ \d.* · .*(J|Wh) · [\d.]+ J\/token · \$[\d.]+ \(prior\)/);
+    await vscode.screenshot('estimate-codelens');
+  });
+
+  it('runs from the CodeLens: live chart grows, status bar shows watts, the run lands in the tree and the result shows its summary', async () => {
+    const page = vscode.page;
+    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click();
+    const live = await webviewFrame(page, '#title', 60_000, 'e2e-sim');
+    await live.waitForFunction(() => Number(document.querySelector('#sample-count')?.textContent) > 5, undefined, { timeout: 60_000 });
+    const first = Number(await live.locator('#sample-count').innerText());
+    const status = page.locator('.statusbar-item', { hasText: / W · \d\/2/ });
+    await status.first().waitFor({ timeout: 30_000 });
+    assert.match(await status.first().innerText(), /\d+ W · \d\/2/);
+    await live.waitForFunction((n) => Number(document.querySelector('#sample-count')?.textContent) > n + 10, first, { timeout: 60_000 });
+    await vscode.screenshot('live-view');
+    await live.waitForFunction(() => document.querySelector('#status')?.textContent === 'ok', undefined, { timeout: 120_000 });
+    assert.equal(await live.locator('#sim').innerText(), 'SIMULATED GPUs');
+
+    const runs = readdirSync(join(vscode.workspace, '.wattbench', 'runs'));
+    assert.equal(runs.length, 1);
+    const summaryFile = join(vscode.workspace, '.wattbench', 'runs', runs[0], 'summary.json');
+    for (let i = 0; i < 100 && !existsSync(summaryFile); i++) await page.waitForTimeout(200);
+    const summary = JSON.parse(readFileSync(join(vscode.workspace, '.wattbench', 'runs', runs[0], 'summary.json'), 'utf8'));
+    assert.equal(summary.points.length, 2);
+
+    await page.locator('.activitybar .action-label[aria-label^="Wattbench"]').click();
+    const row = page.locator('.pane-body .monaco-list-row', { hasText: 'J/token' });
+    await row.first().waitFor({ timeout: 30_000 });
+    assert.match(await row.first().innerText(), /local · [\d.]+ J\/token · [\d.]+ tok\/s/);
+    await row.first().click();
+    const result = await webviewFrame(page, '#summary-table', 30_000);
+    const table = await result.locator('#summary-table').innerText();
+    assert.match(table, /concurrency 1/);
+    assert.match(table, /concurrency 4/);
+    assert.ok(existsSync(join(vscode.workspace, '.wattbench', 'runs', runs[0], 'events.ndjson')));
+    await vscode.screenshot('result-view');
+  });
+
+  it('cancels a run and reports it cancelled', async () => {
+    const page = vscode.page;
+    await vscode.openFile('long.wattbench.yaml');
+    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click();
+    const live = await webviewFrame(page, '#title', 60_000, 'e2e-long');
+    await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
+    await vscode.runCommand('Wattbench: Cancel Run');
+    await live.waitForFunction(() => document.querySelector('#status')?.textContent === 'cancelled', undefined, { timeout: 90_000 });
+    const metas = () => readdirSync(join(vscode.workspace, '.wattbench', 'runs')).map((d) => JSON.parse(readFileSync(join(vscode.workspace, '.wattbench', 'runs', d, 'meta.json'), 'utf8')));
+    for (let i = 0; i < 100 && !metas().some((m) => m.config_name === 'e2e-long' && m.status !== 'running'); i++) await page.waitForTimeout(200);
+    assert.ok(metas().some((m) => m.config_name === 'e2e-long' && m.status === 'cancelled'), JSON.stringify(metas().map((m) => m.status)));
+    await vscode.screenshot('cancelled');
+  });
+});
+
+describe('an untrusted workspace', () => {
+  let vscode: VSCodeSession;
+  before(async () => {
+    vscode = await VSCodeSession.start({ files: { 'sim.wattbench.yaml': SMALL_SIM_CONFIG }, trustEnabled: true });
+  });
+  after(async () => {
+    await vscode?.screenshot('untrusted-final');
+    await vscode?.stop();
+  });
+
+  it('still shows the estimate, but Run refuses', async () => {
+    const page = vscode.page;
+    // The trust dialog: stay in restricted mode.
+    const restricted = page.locator('.monaco-dialog-box .monaco-button', { hasText: /Don't Trust|No, I don't trust/ });
+    if (await restricted.first().isVisible({ timeout: 10_000 }).catch(() => false)) await restricted.first().click();
+    await vscode.openFile('sim.wattbench.yaml');
+    await page.locator('.codelens-decoration', { hasText: 'J/token' }).first().waitFor({ timeout: 30_000 });
+    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click();
+    const refusal = page.locator('.notifications-toasts', { hasText: 'does not run benchmarks in an untrusted workspace' });
+    await refusal.first().waitFor({ timeout: 15_000 });
+    await vscode.screenshot('untrusted-refused');
+    assert.equal(existsSync(join(vscode.workspace, '.wattbench', 'runs')), false, 'nothing ran');
+  });
+});
