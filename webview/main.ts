@@ -216,9 +216,10 @@ class ResultView {
     const name = (r: ResultRun) => (runs.length > 1 ? `${r.title} · ${r.started.slice(0, 16).replace('T', ' ')}` : r.title);
     app.innerHTML = `
       <h1>${runs.map((r) => `${esc(name(r))} <vscode-badge>${esc(r.status)}</vscode-badge>${r.simulated ? ' <span class="sim">SIMULATED GPUs</span>' : ''}`).join(' &nbsp;vs&nbsp; ')}</h1>
-      ${runs.map((r) => `<div class="muted">${esc(r.runId)} on ${esc(r.target)} · energy from the ${esc(r.summary.points[0]?.energy.method ?? 'none')} · sampling ${fmt(r.summary.telemetry.achieved_interval_s)} s · idle ${fmt(r.summary.idle_baseline?.total_w)} W
+      ${runs.map((r) => `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${r.slurm ? ` · Slurm job <b id="slurm-job">${esc(r.slurm.job_id)}</b> ${esc(r.slurm.state ?? '')}${r.slurm.queue_wait_s !== undefined ? `, queued ${fmt(r.slurm.queue_wait_s)} s` : ''}${r.slurm.nodes ? ` on ${esc(r.slurm.nodes.join(', '))}` : ''}` : ''} · energy from the ${esc(r.summary.points[0]?.energy.method ?? 'none')} · sampling ${fmt(r.summary.telemetry.achieved_interval_s)} s · idle ${fmt(r.summary.idle_baseline?.total_w)} W
         ${r.error ? `<div class="error">${esc(r.error)}</div>` : ''}${r.summary.errors.map((e) => `<div class="error">${esc(e.where)}: ${esc(e.message)}</div>`).join('')}
-        <vscode-button secondary data-csv="${esc(r.runId)}">Export CSV</vscode-button></div>`).join('')}
+        <vscode-button secondary data-csv="${esc(r.runId)}" style="margin-left: 8px">Export CSV</vscode-button></div>`).join('')}
+      ${runs.map((r) => this.perGpuRows(r)).join('')}
       <div class="card"><h2>Summary per point</h2><div class="scroll"><table id="summary-table">${runs.map((r) => this.summaryRows(r, runs.length > 1)).join('')}</table></div></div>
       <div class="grid">
         <div class="card"><h2>Power timeline (W, all GPUs) ${pngButton(() => this.charts.get('power'), 'power-timeline')}</h2><div class="chart"><canvas id="r-power"></canvas></div></div>
@@ -268,6 +269,14 @@ class ResultView {
       const err = pred && Number.isFinite(p.j_per_output_token) ? (pred.j_per_output_token / p.j_per_output_token - 1) * 100 : NaN;
       return `<tr><td>${esc(r.labels[p.point] ?? p.point)}</td><td>${esc(pred?.basis ?? '–')}</td><td>${fmt(pred?.j_per_output_token)}</td><td>${fmt(p.j_per_output_token)}</td><td>${Number.isFinite(err) ? `${err > 0 ? '+' : ''}${err.toFixed(1)}%` : '–'}</td><td>${fmt(pred?.output_tokens_per_s)}</td><td>${fmt(p.throughput.output_tokens_per_s)}</td><td>${fmt(pred?.avg_power_w)}</td><td>${fmt(p.energy.avg_power_w)}</td></tr>`;
     }).join('');
+  }
+
+  /** Energy per node and GPU (several hosts or a Slurm allocation): each one measured, none extrapolated. */
+  private perGpuRows(r: ResultRun): string {
+    const gpus = new Map<string, number>();
+    for (const p of r.summary.points) for (const g of p.energy.per_gpu) gpus.set(g.gpu, (gpus.get(g.gpu) ?? 0) + g.energy_j);
+    if (gpus.size < 2) return '';
+    return `<div class="card"><h2>Energy per node and GPU (J, all points)</h2><table id="per-gpu-table"><tr><th>GPU</th><th>energy J</th><th>idle W</th></tr>${[...gpus.entries()].map(([g, j]) => `<tr><td>${esc(g)}</td><td>${fmt(j, 4)}</td><td>${fmt(r.summary.idle_baseline?.per_gpu_w[g])}</td></tr>`).join('')}</table></div>`;
   }
 
   private idealizedRows(r: ResultRun): string {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { formatDiagnostic, hasErrors } from '../core/config';
 import { loadConfigFile } from '../core/config/file';
 import { findAgentSource } from '../core/run/agent-path';
-import { Run } from '../core/run/session';
+import { describeTarget, startRun } from '../core/run/start';
 import { RunStore } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
 import type { Logger } from '../core/util/logger';
@@ -28,13 +28,9 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
     return 1;
   }
   const config = loaded.config;
-  const host = stringFlag(flags, 'host') ?? (config.target.kind === 'local' ? 'local' : config.target.kind === 'ssh' ? config.target.host : undefined);
-  if (!host) {
-    io.err(`${positional[0]}: target ${config.target.kind} needs --host here (several hosts and Slurm run through the extension's scheduler)`);
-    return 1;
-  }
+  const host = stringFlag(flags, 'host');
+  const target = describeTarget(config, host);
   const log = cliLogger(io, flags.has('verbose'));
-  const transport = openTransport(host, { logger: log });
   const started = Date.now();
   let samples = 0;
   let lastWatts = 0;
@@ -44,10 +40,10 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
     if (flags.has('json')) return;
     if (io.isTTY) process.stdout.write(`\r\x1b[2K${text}`);
   };
-  const run = Run.start({
+  const run = startRun({
     store: RunStore.forWorkspace(workspace),
-    transport,
-    target: host,
+    host,
+    transportFor: (h) => openTransport(h, { logger: log }),
     agentSource: findAgentSource(),
     configText: readFileSync(file, 'utf8'),
     config,
@@ -89,7 +85,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
     else {
       io.out(`run ${run.id}: ${outcome.status} (stored in ${relative(io.cwd, run.writer.dir) || '.'})`);
       io.out(summaryTable(outcome.summary));
-      if (outcome.status === 'detached') io.out(`the run goes on at ${host}; Wattbench reattaches when the extension (or \`wattbench attach\`) starts again`);
+      if (outcome.status === 'detached') io.out(`the run goes on at ${target}; Wattbench reattaches when the extension starts again`);
     }
     return outcome.status === 'ok' ? 0 : outcome.status === 'cancelled' ? 130 : 1;
   } catch (error) {
@@ -98,6 +94,5 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    transport.close();
   }
 }

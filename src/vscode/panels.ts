@@ -159,6 +159,7 @@ export async function loadResultRun(store: RunStore, runId: string): Promise<Res
     power: power.filter((_, i) => i % stride === 0),
     notes: meta.notes,
     error: meta.error,
+    slurm: meta.slurm,
   };
 }
 

@@ -5,7 +5,8 @@ import { hasErrors, loadConfig, type LoadedConfig } from '../core/config';
 import { estimateConfig } from '../core/estimate/config-estimate';
 import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/run/events';
-import { reattachRun, Run, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
+import { reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
+import { describeTarget, startRun } from '../core/run/start';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
 import type { Transport } from '../core/transport/types';
@@ -101,11 +102,7 @@ export class RunManager implements vscode.Disposable {
       return undefined;
     }
     const config = loaded.config;
-    const target = host ?? (config.target.kind === 'local' ? 'local' : config.target.kind === 'ssh' ? config.target.host : undefined);
-    if (!target) {
-      void vscode.window.showErrorMessage(`Wattbench: targets of kind "${config.target.kind}" are not supported by this version yet; run on one host (pick one with "Wattbench: Run Benchmark").`);
-      return undefined;
-    }
+    const target = describeTarget(config, host);
     const points = pointIds ? loaded.points.filter((p) => pointIds.includes(p.id)) : loaded.points;
     const estimate = estimateConfig(config, points, this.estimates.calibration);
     const predictions: RunMeta['predictions'] = {};
@@ -120,8 +117,6 @@ export class RunManager implements vscode.Disposable {
           basis: e.prediction.basis,
         };
     const bag = new DisposableBag();
-    const transport = this.transportFor(target);
-    bag.add({ dispose: () => transport.close() });
     const workspace = vscode.workspace.workspaceFolders![0].uri.fsPath;
     const pointInfos: PointInfo[] = points.map((p) => {
       const pred = predictions[p.id];
@@ -133,10 +128,10 @@ export class RunManager implements vscode.Disposable {
     const run = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `Wattbench: starting ${config.name} on ${target}`, cancellable: true },
       async (progress, token) => {
-        const started = Run.start({
+        const started = startRun({
           store,
-          transport,
-          target,
+          host,
+          transportFor: (h) => this.transportFor(h),
           agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath),
           configText: text,
           config,

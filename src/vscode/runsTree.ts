@@ -44,7 +44,7 @@ export class RunNode extends vscode.TreeItem {
       ? `${meta.target} · ${fmt(summary.total.j_per_output_token)} J/token · ${fmt(summary.total.output_tokens / Math.max(1e-9, summary.points.reduce((s, p) => s + p.window.duration_s, 0)))} tok/s`
       : `${meta.target} · ${status}`;
     this.tooltip = new vscode.MarkdownString(
-      `**${meta.config_name}** on ${meta.target} — ${status}${meta.simulated || summary?.simulated ? ' (SIMULATED GPUs)' : ''}\n\n${meta.run_id}${meta.error ? `\n\n${meta.error}` : ''}${meta.notes.length ? `\n\n${meta.notes.map((n) => `- ${n}`).join('\n')}` : ''}`,
+      `**${meta.config_name}** on ${meta.target} — ${status}${meta.simulated || summary?.simulated ? ' (SIMULATED GPUs)' : ''}\n\n${meta.run_id}${meta.slurm ? `\n\nSlurm job ${meta.slurm.job_id} ${meta.slurm.state ?? ''}${meta.slurm.queue_wait_s !== undefined ? `, queued ${Math.round(meta.slurm.queue_wait_s)} s` : ''}` : ''}${meta.error ? `\n\n${meta.error}` : ''}${meta.notes.length ? `\n\n${meta.notes.map((n) => `- ${n}`).join('\n')}` : ''}`,
     );
     this.command = { command: live ? 'wattbench.openLiveView' : 'wattbench.openResult', title: 'Open', arguments: [meta.run_id] };
   }

@@ -143,8 +143,9 @@ export async function startSshLab(specs: HostSpec[], options: { strict?: 'yes' |
     },
     stopHost(alias) {
       const host = hosts.get(alias)!;
-      host.sshd.kill('SIGKILL');
+      // Sessions first: once the listener is gone its children are orphans pkill -P cannot find.
       lab.cutConnections(alias);
+      host.sshd.kill('SIGKILL');
     },
     exec(alias, command) {
       const host = hosts.get(alias)!;

@@ -46,7 +46,7 @@ export interface HelloEvent extends Base {
   pid: number;
   pgid?: number;
   driver?: string;
-  telemetry: { source: string; interval_s: number };
+  telemetry: { source: string; interval_s: number; power_reading?: 'instant' | 'interval_average' };
   simulated: boolean;
   capabilities?: string[];
   gpus: GpuInfo[];

@@ -180,6 +180,39 @@ export class AgentFollower {
     }
   }
 
+  /**
+   * Follows by reading the file every `intervalMs`, for agents whose process is not on the host we talk
+   * to (Slurm compute nodes behind a login node): ends when `finished()` says the producer is gone.
+   */
+  async followByPolling(finished: () => Promise<boolean>, intervalMs = 500): Promise<boolean> {
+    const t = this.agent.transport;
+    let failingSince: number | undefined;
+    let backoff = 500;
+    for (;;) {
+      try {
+        const over = await finished();
+        this.stream.resetPartial();
+        this.stream.push(await readEventsFrom(t, this.handle.runDir, this.stream.offset));
+        this.flush();
+        failingSince = undefined;
+        backoff = 500;
+        if (over || this.detached) {
+          this.flush(true);
+          return !this.detached;
+        }
+        await sleep(intervalMs);
+      } catch (error) {
+        if (!isDisconnect(error)) throw error;
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince > (this.options.reconnectForMs ?? 10 * 60_000)) return false;
+        this.listener.onPhase?.('reconnecting', `${t.label}: ${(error as Error).message}`);
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 15_000);
+        if ('disconnect' in t && typeof t.disconnect === 'function') (t as { disconnect(): void }).disconnect();
+      }
+    }
+  }
+
   /** Asks the agent to stop; kills it if it has not finished its clean-up within the grace time. */
   async cancel(): Promise<void> {
     this.cancelled = true;

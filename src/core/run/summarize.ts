@@ -32,7 +32,7 @@ export interface PointSummary {
   point: string;
   status: 'ok' | 'error' | 'cancelled' | 'timeout' | 'running';
   window: { start: number; end: number; duration_s: number };
-  /** From the start of measurement until the last request was sent: all slots busy. */
+  /** From the start of measurement until the last request was sent: every slot busy, no drain. */
   steady: { start: number; end: number; duration_s: number; output_tokens_per_s: number; avg_power_w: number; j_per_output_token: number } | null;
   requests: { ok: number; errors: number; warmup: number };
   tokens: { input: number; output: number };
@@ -85,7 +85,8 @@ class EnergyWindow {
   end = Infinity;
   constructor(readonly start: number) {}
 
-  addSegment(gpu: string, t0: number, s0: Sample, t1: number, s1: Sample): void {
+  /** `averaged`: s1.p is the mean power over [t0, t1] (not a reading at t1), so it integrates as a step. */
+  addSegment(gpu: string, t0: number, s0: Sample, t1: number, s1: Sample, averaged = false): void {
     const a = Math.max(t0, this.start);
     const b = Math.min(t1, this.end);
     if (!(b > a) || !(t1 > t0)) return;
@@ -97,12 +98,18 @@ class EnergyWindow {
       acc.energy += at(b, s0.e!, s1.e!) - at(a, s0.e!, s1.e!);
       acc.counterSegments++;
     } else {
-      acc.energy += ((at(a, s0.p, s1.p) + at(b, s0.p, s1.p)) / 2) * (b - a);
+      acc.energy += averaged ? s1.p * (b - a) : ((at(a, s0.p, s1.p) + at(b, s0.p, s1.p)) / 2) * (b - a);
       acc.integralSegments++;
     }
     acc.time += b - a;
     if (t1 <= this.end && t1 >= this.start) acc.peak = Math.max(acc.peak, s1.p);
     if (t0 >= this.start && t0 <= this.end) acc.peak = Math.max(acc.peak, s0.p);
+  }
+
+  totalEnergy(): number {
+    let total = 0;
+    for (const acc of this.gpus.values()) total += acc.energy;
+    return total;
   }
 
   summary(idlePerGpu: Record<string, number> | undefined, duration: number): EnergySummary {
@@ -130,11 +137,52 @@ interface Sample {
   e?: number;
 }
 
+/** Resolution of the steady-state bookkeeping, in seconds. */
+const STEP_S = 0.5;
+
+function spreadTokens(acc: { tokenBins: Map<number, number> }, origin: number, from: number, to: number, tokens: number): void {
+  const a = Math.max(0, from - origin);
+  const b = Math.max(a, to - origin);
+  if (b - a < 1e-9) {
+    const bin = Math.floor(a / STEP_S);
+    acc.tokenBins.set(bin, (acc.tokenBins.get(bin) ?? 0) + tokens);
+    return;
+  }
+  for (let bin = Math.floor(a / STEP_S); bin * STEP_S < b; bin++) {
+    const overlap = Math.min(b, (bin + 1) * STEP_S) - Math.max(a, bin * STEP_S);
+    if (overlap > 0) acc.tokenBins.set(bin, (acc.tokenBins.get(bin) ?? 0) + (tokens * overlap) / (b - a));
+  }
+}
+
+function tokensBefore(bins: Map<number, number>, t: number): number {
+  let total = 0;
+  for (const [bin, tokens] of bins) {
+    const start = bin * STEP_S;
+    if (start + STEP_S <= t) total += tokens;
+    else if (start < t) total += (tokens * (t - start)) / STEP_S;
+  }
+  return total;
+}
+
+/** The cumulative energy curve read at `t` seconds into the window (linear between its points). */
+function energyAt(curve: [number, number][], t: number): number | undefined {
+  if (!curve.length) return undefined;
+  let previous: [number, number] = [0, 0];
+  for (const point of curve) {
+    if (point[0] >= t) return previous[1] + ((point[1] - previous[1]) * (t - previous[0])) / Math.max(1e-9, point[0] - previous[0]);
+    previous = point;
+  }
+  return previous[1];
+}
+
 class PointAccumulator {
   status: PointSummary['status'] = 'running';
   measure?: EnergyWindow;
-  steady?: EnergyWindow;
-  steadyTokens = 0;
+  /** Cumulative energy of the measure window over time (at most every STEP_S): bounded by duration. */
+  readonly curve: [number, number][] = [];
+  /** Output tokens generated per STEP_S bin since the window started (spread evenly over each request's decode). */
+  readonly tokenBins = new Map<number, number>();
+  lastSend = -Infinity;
   okCount = 0;
   errors = 0;
   warmup = 0;
@@ -165,8 +213,12 @@ export class Summarizer {
   private readonly lastSample = new Map<string, { t: number; s: Sample }>();
   private readonly openWindows = new Set<EnergyWindow>();
   private readonly whole = new EnergyWindow(-Infinity);
+  /** Idle windows: one per agent (each node or host of a run measures its own). */
+  private baselines: EnergyWindow[] = [];
   private baseline?: EnergyWindow;
   private hellos: HelloEvent[] = [];
+  /** Nodes ('' for a single host) whose power readings are means over the sampling interval. */
+  private readonly averagedNodes = new Set<string>();
   private firstT = Infinity;
   private lastT = -Infinity;
   private samples = 0;
@@ -186,6 +238,7 @@ export class Summarizer {
     switch (event.type) {
       case 'hello':
         this.hellos.push(event);
+        if (event.telemetry?.power_reading === 'interval_average') this.averagedNodes.add(event.node ?? '');
         break;
       case 'phase':
         this.onPhase(event.phase, event.point, event.t);
@@ -202,7 +255,6 @@ export class Summarizer {
         else {
           acc.status = event.status ?? 'ok';
           this.close(acc.measure, event.t);
-          this.close(acc.steady, event.t);
         }
         break;
       }
@@ -237,14 +289,12 @@ export class Summarizer {
 
   private onPhase(phase: string, pointId: string | undefined, t: number): void {
     if (this.baseline && this.baseline.end === Infinity && phase !== 'baseline') this.close(this.baseline, t);
-    if (phase === 'baseline') this.baseline = this.open(t);
+    if (phase === 'baseline') this.baselines.push((this.baseline = this.open(t)));
     if (!pointId) return;
     const acc = this.point(pointId);
-    if (phase === 'measure' && !acc.measure) {
-      acc.measure = this.open(t);
-      acc.steady = this.open(t);
-    }
-    if (phase === 'cooldown') this.close(acc.steady, t);
+    if (phase === 'measure' && !acc.measure) acc.measure = this.open(t);
+    // The agent marks the end of measurement with `cooldown` (every request answered).
+    if (phase === 'cooldown') this.close(acc.measure, t);
   }
 
   private onSample(event: SampleEvent): void {
@@ -257,8 +307,15 @@ export class Summarizer {
       const sample: Sample = { p: g.p_w, e: typeof g.e_j === 'number' && Number.isFinite(g.e_j) ? g.e_j : undefined };
       const previous = this.lastSample.get(key);
       if (previous && event.t > previous.t)
-        for (const window of this.openWindows) window.addSegment(key, previous.t, previous.s, event.t, sample);
+        for (const window of this.openWindows) window.addSegment(key, previous.t, previous.s, event.t, sample, this.averagedNodes.has(event.node ?? ''));
       if (!previous || event.t > previous.t) this.lastSample.set(key, { t: event.t, s: sample });
+    }
+    for (const acc of this.points.values()) {
+      const m = acc.measure;
+      if (!m || event.t < m.start) continue;
+      const last = acc.curve[acc.curve.length - 1];
+      const at = Math.min(event.t, m.end) - m.start;
+      if (!last || at - last[0] >= STEP_S || (m.end !== Infinity && event.t >= m.end && last[0] < at)) acc.curve.push([at, m.totalEnergy()]);
     }
     // A closed window is final once every GPU's samples have passed its end.
     const oldest = Math.min(...[...this.lastSample.values()].map((s) => s.t));
@@ -280,8 +337,8 @@ export class Summarizer {
     acc.outputTokens += r.output_tokens ?? 0;
     acc.firstStart = Math.min(acc.firstStart, r.t_start);
     acc.lastEnd = Math.max(acc.lastEnd, r.t_end);
-    if (acc.steady && r.t_end <= acc.steady.end) acc.steadyTokens += r.output_tokens ?? 0;
-    else if (acc.steady && acc.steady.end === Infinity) acc.steadyTokens += r.output_tokens ?? 0;
+    acc.lastSend = Math.max(acc.lastSend, r.t_start);
+    if (acc.measure && r.output_tokens > 0) spreadTokens(acc, acc.measure.start, r.t_start + (r.ttft_s ?? 0), r.t_end, r.output_tokens);
     if (typeof r.ttft_s === 'number') acc.ttft.add(r.ttft_s);
     acc.e2e.add(r.latency_s);
     for (const itl of r.itl_s ?? []) acc.itl.add(itl);
@@ -299,34 +356,42 @@ export class Summarizer {
       const kwh = (joules * cost.pue) / 3.6e6;
       return { usd: kwh * cost.usdPerKwh, gco2: kwh * cost.gco2PerKwh };
     };
-    const baselineDuration = this.baseline ? Math.min(this.baseline.end, this.lastT) - this.baseline.start : 0;
-    const baselineEnergy = this.baseline && baselineDuration > 0 ? this.baseline.summary(undefined, baselineDuration) : undefined;
-    const idlePerGpu = baselineEnergy ? Object.fromEntries(baselineEnergy.per_gpu.map((g) => [g.gpu, g.avg_power_w])) : undefined;
+    let baselineDuration = 0;
+    const idle: Record<string, number> = {};
+    for (const window of this.baselines) {
+      const duration = Math.min(window.end, this.lastT) - window.start;
+      if (!(duration > 0)) continue;
+      baselineDuration = Math.max(baselineDuration, duration);
+      for (const g of window.summary(undefined, duration).per_gpu) if (g.avg_power_w > 0) idle[g.gpu] = g.avg_power_w;
+    }
+    const idlePerGpu = Object.keys(idle).length ? idle : undefined;
 
     const points = [...this.points.values()].map((acc): PointSummary => {
       const start = acc.measure?.start ?? (Number.isFinite(acc.firstStart) ? acc.firstStart : this.firstT);
       const end = acc.measure && acc.measure.end !== Infinity ? acc.measure.end : Number.isFinite(acc.lastEnd) ? acc.lastEnd : this.lastT;
       const duration = Math.max(0, end - start);
       const energy = acc.measure ? acc.measure.summary(idlePerGpu, duration) : emptyEnergy();
-      const steadyEnd = acc.steady ? Math.min(acc.steady.end, end) : start;
+      const steadyEnd = Math.min(acc.lastSend, end);
       const steadyDuration = steadyEnd - start;
-      const steadyEnergy = acc.steady && steadyDuration > 0 ? acc.steady.summary(idlePerGpu, steadyDuration) : undefined;
+      const steadyJoules = steadyDuration > 0 ? energyAt(acc.curve, steadyEnd - start) : undefined;
+      const steadyTokens = steadyDuration > 0 ? tokensBefore(acc.tokenBins, steadyEnd - start) : 0;
       const denominator = acc.n * acc.sxx - acc.sx * acc.sx;
       const beta = denominator > 0 ? (acc.n * acc.sxy - acc.sx * acc.sy) / denominator : 0;
       return {
         point: acc.id,
         status: acc.status,
         window: { start, end, duration_s: duration },
-        steady: steadyEnergy
-          ? {
-              start,
-              end: steadyEnd,
-              duration_s: steadyDuration,
-              output_tokens_per_s: acc.steadyTokens / steadyDuration,
-              avg_power_w: steadyEnergy.avg_power_w,
-              j_per_output_token: acc.steadyTokens > 0 ? steadyEnergy.total_j / acc.steadyTokens : NaN,
-            }
-          : null,
+        steady:
+          steadyJoules !== undefined
+            ? {
+                start,
+                end: steadyEnd,
+                duration_s: steadyDuration,
+                output_tokens_per_s: steadyTokens / steadyDuration,
+                avg_power_w: steadyJoules / steadyDuration,
+                j_per_output_token: steadyTokens > 0 ? steadyJoules / steadyTokens : NaN,
+              }
+            : null,
         requests: { ok: acc.okCount, errors: acc.errors, warmup: acc.warmup },
         tokens: { input: acc.inputTokens, output: acc.outputTokens },
         throughput: {
@@ -365,7 +430,7 @@ export class Summarizer {
         achieved_interval_s: intervals === null ? null : intervals * Math.max(1, this.hellos.length),
         samples: this.samples,
       },
-      idle_baseline: baselineEnergy && idlePerGpu
+      idle_baseline: idlePerGpu
         ? { duration_s: baselineDuration, per_gpu_w: idlePerGpu, total_w: Object.values(idlePerGpu).reduce((a, b) => a + b, 0) }
         : null,
       points,

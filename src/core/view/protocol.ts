@@ -60,6 +60,7 @@ export interface ResultRun {
   power: { t: number; w: number }[];
   notes: string[];
   error?: string;
+  slurm?: { job_id: string; state?: string; queue_wait_s?: number; nodes?: string[] };
 }
 
 export type HostToResult = { type: 'result'; runs: ResultRun[]; calibrationError?: number | null };

@@ -1,0 +1,92 @@
+/**
+ * The batch script Wattbench submits: one task per node through srun; node 0 runs the benchmark
+ * (server, load, its own GPUs' power), every other node samples its GPUs until node 0 is done. Every
+ * node writes its events to `<run>/node-<id>/events.ndjson` on the shared filesystem.
+ */
+import type { SlurmTargetSpec } from '../config/model';
+import { shq } from '../transport/shell';
+
+export function slurmTime(seconds: number): string {
+  const s = Math.max(1, Math.ceil(seconds));
+  const days = Math.floor(s / 86400);
+  const hms = [Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60), s % 60].map((v) => String(v).padStart(2, '0')).join(':');
+  return days ? `${days}-${hms}` : hms;
+}
+
+export function sbatchScript(options: { runId: string; runDir: string; agentPath: string; slurm: SlurmTargetSpec; gpusPerNode?: number }): string {
+  const { slurm, runDir } = options;
+  const directives = [
+    `--job-name=wattbench-${options.runId}`.slice(0, 120),
+    `--nodes=${slurm.nodes}`,
+    '--ntasks-per-node=1',
+    `--output=${runDir}/slurm-%j.out`,
+    ...(options.gpusPerNode ? [`--gres=gpu:${options.gpusPerNode}`] : []),
+    ...(slurm.partition ? [`--partition=${slurm.partition}`] : []),
+    ...(slurm.account ? [`--account=${slurm.account}`] : []),
+    ...(slurm.timeLimitS ? [`--time=${slurmTime(slurm.timeLimitS)}`] : []),
+    ...slurm.sbatchOptions,
+  ];
+  for (const d of directives) if (/[\n\r]/.test(d)) throw new Error(`an sbatch option may not contain a line break: ${JSON.stringify(d)}`);
+  return [
+    '#!/bin/bash',
+    ...directives.map((d) => `#SBATCH ${d}`),
+    '# Written by Wattbench; kept with the run.',
+    'set -u',
+    ...slurm.setup.map((line) => line),
+    `export WATTBENCH_RUN=${shq(runDir)}`,
+    `export WATTBENCH_AGENT=${shq(options.agentPath)}`,
+    // SIGTERM (scancel, time limit) reaches the steps; the agents restore power limits and write `done`.
+    'srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --kill-on-bad-exit=0 bash -c \'',
+    '  dir="$WATTBENCH_RUN/node-$SLURM_NODEID"; mkdir -p "$dir"',
+    '  if [ "$SLURM_NODEID" = 0 ]; then',
+    '    exec python3 "$WATTBENCH_AGENT" run --job "$WATTBENCH_RUN/job.json" --run-dir "$dir"',
+    '  else',
+    '    exec python3 "$WATTBENCH_AGENT" sample --job "$WATTBENCH_RUN/job.json" --run-dir "$dir" --until-done "$WATTBENCH_RUN/node-0"',
+    '  fi\'',
+    '',
+  ].join('\n');
+}
+
+export type SlurmState = 'PENDING' | 'CONFIGURING' | 'RUNNING' | 'COMPLETING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMEOUT' | 'NODE_FAIL' | 'OUT_OF_MEMORY' | 'PREEMPTED' | 'BOOT_FAIL' | 'DEADLINE' | string;
+
+export const TERMINAL_STATES = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL', 'OUT_OF_MEMORY', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE']);
+
+export interface SlurmJobInfo {
+  state: SlurmState;
+  reason?: string;
+  exitCode?: string;
+  submitTime?: string;
+  startTime?: string;
+  endTime?: string;
+  nodeList?: string;
+  numNodes?: number;
+}
+
+/** Reads `scontrol show job -o` output (one line of Key=Value pairs). */
+export function parseScontrolJob(text: string): SlurmJobInfo | undefined {
+  const fields = new Map<string, string>();
+  for (const match of text.matchAll(/(\w+)=(\S*)/g)) if (!fields.has(match[1])) fields.set(match[1], match[2]);
+  const state = fields.get('JobState');
+  if (!state) return undefined;
+  const time = (key: string) => {
+    const v = fields.get(key);
+    return v && v !== 'Unknown' && v !== 'None' ? v : undefined;
+  };
+  return {
+    state,
+    reason: fields.get('Reason') && fields.get('Reason') !== 'None' ? fields.get('Reason') : undefined,
+    exitCode: fields.get('ExitCode'),
+    submitTime: time('SubmitTime'),
+    startTime: time('StartTime'),
+    endTime: time('EndTime'),
+    nodeList: fields.get('NodeList') && fields.get('NodeList') !== '(null)' ? fields.get('NodeList') : undefined,
+    numNodes: fields.has('NumNodes') ? Number(fields.get('NumNodes')!.split('-')[0]) : undefined,
+  };
+}
+
+/** Seconds between two scontrol timestamps (local time, ISO-like), or undefined. */
+export function secondsBetween(a?: string, b?: string): number | undefined {
+  if (!a || !b) return undefined;
+  const ms = Date.parse(b) - Date.parse(a);
+  return Number.isFinite(ms) ? ms / 1000 : undefined;
+}

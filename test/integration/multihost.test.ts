@@ -1,0 +1,67 @@
+/** A sweep spread over three loopback SSH hosts, one of which goes away mid-sweep. */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/core/config';
+import type { AgentEvent } from '../../src/core/run/events';
+import { MultiHostRun } from '../../src/core/run/multihost';
+import { readEventsSync, RunStore } from '../../src/core/store/store';
+import { SshTransport } from '../../src/core/transport/ssh';
+import { AGENT, simConfig, testLogger, waitFor } from './helpers';
+import { startSshLab, type SshLab } from './sshd';
+
+describe('several hosts', { concurrency: false }, () => {
+  let lab: SshLab;
+  before(async () => {
+    lab = await startSshLab([
+      { alias: 'h1', address: '127.0.0.2' },
+      { alias: 'h2', address: '127.0.0.3' },
+      { alias: 'h3', address: '127.0.0.4' },
+    ]);
+  });
+  after(async () => lab?.stop());
+
+  it('spreads the points over the hosts and survives one host stopping mid-sweep, measuring every point once', async () => {
+    const text = simConfig({ name: 'three-hosts', sweep: '  concurrency: [1, 2, 3]\n  max_tokens: [40, 48]', workload: { num_prompts: 5 } }).replace('target: local', 'target: [h1, h2, h3]');
+    const loaded = loadConfig(text);
+    assert.ok(loaded.config, JSON.stringify(loaded.diagnostics));
+    assert.equal(loaded.config.target.kind, 'hosts');
+    const store = RunStore.forWorkspace(mkdtempSync(join(tmpdir(), 'wb-multi-')));
+    const events: AgentEvent[] = [];
+    const log: string[] = [];
+    const run = new MultiHostRun({
+      store,
+      hosts: ['h1', 'h2', 'h3'],
+      transportFor: (h) => SshTransport.forHost(h, { configPath: lab.sshConfig, home: lab.home, readyTimeoutMs: 3000 }),
+      agentSource: AGENT,
+      configText: text,
+      config: loaded.config,
+      points: loaded.points,
+      resolveLocal: (p) => p,
+      logger: testLogger(log),
+      reconnectForMs: 3000,
+      maxBackoffMs: 500,
+      listener: { onEvent: (e) => events.push(e) },
+    });
+    await waitFor(() => events.some((e) => e.type === 'request' && e.node === 'h3'), 60_000, 'h3 to be measuring');
+    lab.stopHost('h3');
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'ok', `${log.join('\n')}\n${JSON.stringify(run.writer.meta.notes)}`);
+    const summary = outcome.summary;
+    assert.deepEqual(summary.points.map((p) => p.point).sort(), loaded.points.map((p) => p.id).sort(), 'every point measured');
+    for (const p of summary.points) assert.equal(p.requests.ok, 5, `${p.point} measured once, with all its requests`);
+    const stored = readEventsSync(run.writer.dir);
+    const pointsByHost = new Map<string, Set<string>>();
+    for (const e of stored) if (e.type === 'point' && e.state === 'end') (pointsByHost.get(e.node!) ?? pointsByHost.set(e.node!, new Set()).get(e.node!)!).add(e.point);
+    const total = [...pointsByHost.values()].reduce((s, set) => s + set.size, 0);
+    assert.equal(total, 6, 'each point appears once in the run');
+    assert.ok(pointsByHost.get('h1')?.size && pointsByHost.get('h2')?.size, 'the healthy hosts shared the work');
+    assert.ok(run.writer.meta.notes.some((n) => /h3 failed while measuring .*its remaining points go to h1, h2/.test(n)), JSON.stringify(run.writer.meta.notes));
+    const attempts = readdirSync(join(run.writer.dir, 'attempts'));
+    assert.ok(attempts.some((a) => a.includes('-h3-')), 'the failed attempt\'s data is kept');
+    assert.ok(existsSync(join(run.writer.dir, 'summary.json')));
+    assert.ok(Object.keys(summary.idle_baseline?.per_gpu_w ?? {}).some((k) => k.startsWith('h1:')), 'per-host GPUs');
+  });
+});
