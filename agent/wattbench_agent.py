@@ -3058,6 +3058,54 @@ def cmd_run(args: argparse.Namespace) -> int:
                      signals=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Samples this node's GPUs for a run whose benchmark runs elsewhere (the other nodes of a Slurm
+    allocation): `hello`, `sample` events, and `done` once the run in --until-done has ended (or on
+    SIGTERM/SIGINT). The same job file as the run, so the same telemetry settings."""
+    run_dir = os.path.abspath(args.run_dir)
+    prepare_run_dir(run_dir)
+    events = EventWriter(os.path.join(run_dir, "events.ndjson"), mirror_stdout=False)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    status = "ok"
+    telemetry = None
+    sampler = None
+    try:
+        job = load_job(os.path.abspath(args.job))
+        telemetry = open_telemetry(job.telemetry.source, job.sim, os.path.abspath(args.sim_dir or default_sim_dir()))
+        available = sorted(g["index"] for g in telemetry.gpus())
+        indices = list(job.gpu_indices) if job.gpu_indices is not None else available[:job.gpu_count or len(available)]
+        info = {g["index"]: g for g in telemetry.gpus()}
+        simulated = telemetry.simulated or bool(job.server and job.server.sim)
+        events.emit("hello", **hello_fields(telemetry, job.run_id, [info[i] for i in indices if i in info],
+                                            job.telemetry.interval_s, simulated))
+        sampler = Sampler(telemetry, indices, job.telemetry.interval_s, events, lambda: None)
+        telemetry.start(job.telemetry.interval_s)
+        sampler.start()
+        state_path = os.path.join(os.path.abspath(args.until_done), "state.json") if args.until_done else None
+        while not stop.wait(0.5):
+            if state_path:
+                try:
+                    if read_json_file(state_path).get("status") not in (None, "running"):
+                        break
+                except (OSError, ValueError):
+                    pass
+        if stop.is_set():
+            status = "cancelled"
+    except (JobError, TelemetryUnavailable, OSError, ValueError) as e:
+        events.emit("error", where="sample", message=str(e), fatal=True)
+        status = "error"
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        if telemetry is not None:
+            telemetry.close()
+        events.emit("done", status=status, caps_restored=True)
+        events.close()
+    return 0 if status != "error" else 1
+
+
 def cmd_restore_caps(args: argparse.Namespace) -> int:
     result = restore_leftover_caps()
     print(json.dumps(result))
@@ -3139,6 +3187,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detach", action="store_true", help="double-fork into a new session and return at once")
     run.add_argument("--sim-dir", help="simulated GPUs' state (default $WATTBENCH_SIM_DIR or $WATTBENCH_HOME/sim)")
     run.set_defaults(handler=cmd_run)
+
+    sample = sub.add_parser("sample", help="only sample this node's GPUs (other nodes of a Slurm job)")
+    sample.add_argument("--job", required=True, help="the run's job file (for the telemetry settings)")
+    sample.add_argument("--run-dir", required=True, help="where this node's events.ndjson goes")
+    sample.add_argument("--until-done", help="stop once the run in this directory has ended (its state.json)")
+    sample.add_argument("--sim-dir")
+    sample.set_defaults(handler=cmd_sample)
 
     restore = sub.add_parser("restore-caps", help="restore power limits left by an agent that died hard")
     restore.set_defaults(handler=cmd_restore_caps)

@@ -4,6 +4,7 @@ import { validateCommand, validateUsage } from './validate';
 import { runCommand, runUsage } from './run';
 import { reportCommand, reportUsage } from './report';
 import { estimateCommand, estimateUsage } from './estimate';
+import { calibrateCommand, calibrateUsage } from './calibrate';
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
@@ -11,6 +12,7 @@ const commands: Record<string, { run: Command; usage: string }> = {
   validate: { run: validateCommand, usage: validateUsage },
   expand: { run: expandCommand, usage: expandUsage },
   estimate: { run: estimateCommand, usage: estimateUsage },
+  calibrate: { run: calibrateCommand, usage: calibrateUsage },
   run: { run: runCommand, usage: runUsage },
   report: { run: reportCommand, usage: reportUsage },
 };

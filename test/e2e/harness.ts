@@ -65,6 +65,7 @@ export class VSCodeSession {
         'extensions.autoUpdate': false,
         'telemetry.telemetryLevel': 'off',
         'editor.codeLens': true,
+        'git.openRepositoryInParentFolders': 'never',
         ...options.settings,
       }),
     );

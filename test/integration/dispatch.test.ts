@@ -125,8 +125,8 @@ describe('runs over real SSH', { concurrency: false }, () => {
     assert.match(run.writer.meta.error ?? '', /stopped without finishing/);
     assert.deepEqual(remoteLimits('gpu-b'), before, 'restore-caps put the limits back');
     assert.ok(readEventsSync(run.writer.dir).some((e) => e.type === 'sample'), 'samples measured before the kill are kept');
-    // The stand-in server it had started lives on in its own group; nothing of the agent does.
-    lab.exec('gpu-b', `pkill -f 'sim-server' || true`);
+    assert.match(run.writer.meta.error ?? '', /stopped the server \(process group \d+\)/);
+    assert.equal(agentProcesses('gpu-b', run.id), '', 'neither the agent nor the server it started is left');
   });
 
   it('reattaches to a run that went on while nobody watched, and completes it', async () => {

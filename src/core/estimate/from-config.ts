@@ -50,7 +50,8 @@ export function pointRequest(config: ResolvedConfig, point: ResolvedPoint, model
     numPrompts: w.numPrompts,
     concurrency: w.concurrency,
     requestRate: w.requestRate,
-    engine: config.server.engine,
+    // An engine we could not tell matches calibration entries made without one.
+    engine: config.server.engine === 'unknown' ? undefined : config.server.engine,
     gpusPerNode: slurm?.gpusPerNode,
   };
 }

@@ -129,6 +129,19 @@ export async function restoreCaps(agent: InstalledAgent): Promise<string> {
   return result.stdout.trim();
 }
 
+/**
+ * After an agent died hard, the inference server it started lives on in its own process group (named
+ * in state.json): stop it, TERM then KILL, so the host is left as it was found.
+ */
+export async function stopLeftoverServer(transport: Transport, runDir: string): Promise<string> {
+  const state = shq(`${runDir}/state.json`);
+  const result = await transport.exec(
+    `pg=$(sed -n 's/.*"server_pgid": *\\([0-9][0-9]*\\).*/\\1/p' ${state} 2>/dev/null | head -1); ` +
+      `if [ -n "$pg" ] && kill -0 -"$pg" 2>/dev/null; then kill -TERM -"$pg"; sleep 2; kill -KILL -"$pg" 2>/dev/null; echo "stopped the server (process group $pg)"; else echo "no server left running"; fi`,
+  );
+  return result.stdout.trim();
+}
+
 export async function fetchText(transport: Transport, path: string, maxBytes = 1 << 20): Promise<string | undefined> {
   const result = await transport.exec(`test -f ${shq(path)} && tail -c ${Math.trunc(maxBytes)} ${shq(path)}`);
   return result.code === 0 ? result.stdout : undefined;

@@ -22,6 +22,7 @@ import {
   signalAgent,
   startAgent,
   tailEvents,
+  stopLeftoverServer,
   uploadRunFiles,
   type InstalledAgent,
 } from './remote';
@@ -241,13 +242,20 @@ export class AgentFollower {
     }
   }
 
-  /** After an agent died hard: put back any power limits it changed. */
-  async restoreLeftoverCaps(): Promise<string> {
+  /** After an agent died hard: stop the server it left behind and put back any power limits it changed. */
+  async cleanUpAfterDeadAgent(): Promise<string> {
+    const said: string[] = [];
     try {
-      return await restoreCaps(this.agent);
+      said.push(await stopLeftoverServer(this.agent.transport, this.handle.runDir));
     } catch (error) {
-      return `could not run restore-caps: ${(error as Error).message}`;
+      said.push(`could not stop the server: ${(error as Error).message}`);
     }
+    try {
+      said.push(`power limits: ${await restoreCaps(this.agent)}`);
+    } catch (error) {
+      said.push(`could not run restore-caps: ${(error as Error).message}`);
+    }
+    return said.join('; ');
   }
 
   /** Stops following without touching the run on the host (the extension is going away). */
@@ -381,9 +389,9 @@ export async function finishFollowing(follower: AgentFollower, writer: RunWriter
   let status: RunStatus = follower.doneStatus ?? 'error';
   if (!follower.sawDone) {
     status = 'error';
-    const restored = await follower.restoreLeftoverCaps();
-    writer.updateMeta({ error: `the agent on ${follower.handle.host} stopped without finishing its run (see agent.log in the run folder); power limits: ${restored}` });
-    log.error(`the agent on ${follower.handle.host} stopped without a "done" event; restore-caps said: ${restored}`);
+    const cleaned = await follower.cleanUpAfterDeadAgent();
+    writer.updateMeta({ error: `the agent on ${follower.handle.host} stopped without finishing its run (see agent.log in the run folder); ${cleaned}` });
+    log.error(`the agent on ${follower.handle.host} stopped without a "done" event; ${cleaned}`);
   }
   const summary = summarizer.result();
   writer.writeSummary(summary);

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { calibrateDetailed, mlEnergyMeasurements, parseMlEnergyCsv, type Measurement } from '../core/estimate/calibrate';
+import { measurementsFromRuns } from '../core/estimate/from-runs';
+import { readMeta } from '../core/store/store';
+import { table } from './format';
+import { type CliIO, parseArgs, stringFlag, UsageError } from './io';
+
+export const calibrateUsage = 'wattbench calibrate (--from-csv F.csv [--engine vllm] [--input-tokens N --output-tokens N] | RUNDIR...) -o P.json   fit the estimator to measurements';
+
+export async function calibrateCommand(argv: string[], io: CliIO): Promise<number> {
+  const { positional, flags } = parseArgs(argv, ['json']);
+  const out = stringFlag(flags, 'o') ?? stringFlag(flags, 'output');
+  if (!out) throw new UsageError('calibrate needs -o P.json, where the profile is written');
+  const csv = stringFlag(flags, 'from-csv');
+  let measurements: Measurement[];
+  if (csv) {
+    const rows = parseMlEnergyCsv(readFileSync(resolve(io.cwd, csv), 'utf8'));
+    const number = (name: string) => {
+      const v = stringFlag(flags, name);
+      if (v !== undefined && !(Number(v) > 0)) throw new UsageError(`--${name} must be a positive number`);
+      return v === undefined ? undefined : Number(v);
+    };
+    measurements = mlEnergyMeasurements(rows, { inputTokens: number('input-tokens'), outputTokens: number('output-tokens'), engine: stringFlag(flags, 'engine') ?? 'vllm' }).map((m, i) => ({ ...m, source: m.source ?? `${basename(csv)} row ${i + 2}` }));
+  } else {
+    if (positional.length === 0) throw new UsageError('calibrate needs --from-csv F.csv or one or more run directories');
+    const records = positional.map((p) => {
+      const dir = resolve(io.cwd, p);
+      if (!existsSync(`${dir}/meta.json`)) throw new UsageError(`${p} is not a Wattbench run directory (no meta.json)`);
+      return { id: basename(dir), dir, meta: readMeta(dir) };
+    });
+    const found = measurementsFromRuns(records);
+    for (const s of found.skipped) io.err(`skipped ${s}`);
+    measurements = found.measurements;
+  }
+  if (measurements.length === 0) {
+    io.err('no measurements to calibrate on');
+    return 1;
+  }
+  const result = calibrateDetailed(measurements);
+  for (const s of result.skipped) io.err(`skipped ${s.measurement.source ?? 'a measurement'}: ${s.reason}`);
+  const target = resolve(io.cwd, out);
+  if (!existsSync(dirname(target))) throw new UsageError(`the folder of ${out} does not exist`);
+  writeFileSync(target, `${JSON.stringify(result.profile, null, 2)}\n`);
+  if (flags.has('json')) io.out(JSON.stringify(result.profile, null, 2));
+  else {
+    io.out(table(
+      ['GPU', 'model', 'engine', 'points', 'fit error', 'leave-one-out error'],
+      result.profile.entries.map((e) => [e.key.gpu, e.key.model, e.key.engine, e.n, `${(e.fit_error * 100).toFixed(1)}%`, e.loo_error === null ? '–' : `${(e.loo_error * 100).toFixed(1)}%`]),
+    ));
+    io.out(`wrote ${out}; use it with \`wattbench estimate FILE --profile ${out}\``);
+  }
+  return 0;
+}
