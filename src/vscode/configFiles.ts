@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as vscode from 'vscode';
 import { CONFIG_FILE_PATTERN, loadConfig, type LoadedConfig, type SourceRange } from '../core/config';
+import { catalogChecks } from '../core/estimate/config-checks';
 import { costDefaultsFromSettings } from './settings';
 
 export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ pattern: '**/*.wattbench.{yaml,yml,json}' }];
@@ -29,6 +30,7 @@ export class ConfigCache {
     const loaded = loadConfig(document.getText(), {
       costDefaults: costDefaultsFromSettings(),
       fileExists: base ? (p) => existsSync(resolve(base, p)) : undefined,
+      extraChecks: catalogChecks,
     });
     this.cache.set(key, { version: document.version, loaded });
     return loaded;

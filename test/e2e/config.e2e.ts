@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { VSCodeSession } from './harness';
+
+const EXAMPLES = readdirSync(join(__dirname, '..', '..', 'examples')).filter((f) => f.endsWith('.wattbench.yaml'));
 
 const BROKEN = `name: broken
 server: { sim: true }
@@ -13,7 +17,13 @@ workload:
 describe('config diagnostics in a real VS Code', () => {
   let vscode: VSCodeSession;
   before(async () => {
-    vscode = await VSCodeSession.start({ files: { 'broken.wattbench.yaml': BROKEN } });
+    vscode = await VSCodeSession.start({
+      files: {
+        'broken.wattbench.yaml': BROKEN,
+        ...Object.fromEntries(EXAMPLES.map((f) => [f, `copy:examples/${f}`])),
+        data: 'copy:examples/data',
+      },
+    });
   });
   after(async () => {
     await vscode?.screenshot('config-diagnostics-final');
@@ -42,5 +52,14 @@ describe('config diagnostics in a real VS Code', () => {
 
     await page.waitForFunction(() => !document.querySelector('.monaco-editor .squiggly-error'), undefined, { timeout: 15_000 });
     assert.match(await vscode.editorText(), /^\s+concurrency: 4$/m);
+  });
+
+  it('shows an estimate CodeLens on every example config', async () => {
+    for (const file of EXAMPLES) {
+      await vscode.openFile(file);
+      const lens = vscode.page.locator('.codelens-decoration', { hasText: 'J/token' });
+      await lens.first().waitFor({ timeout: 30_000 });
+      assert.match(await lens.first().innerText(), /≈ .* · [\d.]+ J\/token · \$[\d.]+ \((prior|calibrated)\)/, file);
+    }
   });
 });

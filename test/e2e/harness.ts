@@ -24,6 +24,8 @@ export interface VSCodeOptions {
   trustEnabled?: boolean;
   settings?: Record<string, unknown>;
   env?: Record<string, string>;
+  /** Writes files into the private HOME before VS Code starts (e.g. ~/.ssh/config). */
+  prepareHome?: (home: string) => void;
 }
 
 export class VSCodeSession {
@@ -49,6 +51,7 @@ export class VSCodeSession {
     const extensions = join(this.dir, 'extensions');
     this.workspace = join(this.dir, 'workspace');
     for (const d of [home, join(userData, 'User'), extensions, this.workspace, join(this.dir, 'tmp')]) mkdirSync(d, { recursive: true });
+    options.prepareHome?.(home);
     for (const [path, content] of Object.entries(options.files)) {
       const target = join(this.workspace, path);
       mkdirSync(join(target, '..'), { recursive: true });

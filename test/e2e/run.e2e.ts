@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { SMALL_SIM_CONFIG, VSCodeSession, webviewFrame } from './harness';
+import { startSshLab, type SshLab } from '../integration/sshd';
 
 const LONG_CONFIG = SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-long').replace('num_prompts: 8', 'num_prompts: 400').replace('concurrency: [1, 4]', 'concurrency: [1]');
 
@@ -97,5 +99,40 @@ describe('an untrusted workspace', () => {
     await refusal.first().waitFor({ timeout: 15_000 });
     await vscode.screenshot('untrusted-refused');
     assert.equal(existsSync(join(vscode.workspace, '.wattbench', 'runs')), false, 'nothing ran');
+  });
+});
+
+describe('running on a loopback SSH host from VS Code', () => {
+  let vscode: VSCodeSession;
+  let lab: SshLab;
+  before(async () => {
+    lab = await startSshLab([{ alias: 'gpu-lab', address: '127.0.0.7' }]);
+    vscode = await VSCodeSession.start({
+      files: { 'ssh.wattbench.yaml': SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-ssh').replace('target: local', 'target: gpu-lab') },
+      prepareHome: (home) => {
+        mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
+        copyFileSync(lab.sshConfig, join(home, '.ssh', 'config'));
+      },
+    });
+  });
+  after(async () => {
+    await vscode?.screenshot('ssh-final');
+    await vscode?.stop();
+    await lab?.stop();
+  });
+
+  it('runs on the host from ~/.ssh/config, and Test Host Connection says what it found there', async () => {
+    const page = vscode.page;
+    await vscode.openFile('ssh.wattbench.yaml');
+    await page.locator('.codelens-decoration a', { hasText: 'Run on gpu-lab' }).first().click({ timeout: 30_000 });
+    const live = await webviewFrame(page, '#title', 60_000, 'e2e-ssh');
+    await live.waitForFunction(() => document.querySelector('#status')?.textContent === 'ok', undefined, { timeout: 120_000 });
+    assert.ok(Number(await live.locator('#sample-count').innerText()) > 10);
+    await vscode.runCommand('Wattbench: Test Host Connection');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'gpu-lab' }).first().click();
+    // This machine has no GPU: the probe reaches the host and says so, rather than pretending.
+    const found = page.locator('.notifications-toasts', { hasText: /gpu-lab: reachable, Python 3\.\d+\.\d+, but no GPU telemetry: no GPU telemetry found/ });
+    await found.first().waitFor({ timeout: 60_000 });
+    await vscode.screenshot('ssh-host-tested');
   });
 });
