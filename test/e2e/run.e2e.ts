@@ -77,6 +77,38 @@ describe('running a config in a real VS Code', () => {
   });
 });
 
+describe('a run outlives the extension host', () => {
+  let vscode: VSCodeSession;
+  before(async () => {
+    vscode = await VSCodeSession.start({ files: { 'long.wattbench.yaml': LONG_CONFIG.replace('num_prompts: 400', 'num_prompts: 24') } });
+  });
+  after(async () => {
+    await vscode?.screenshot('reattach-final');
+    await vscode?.stop();
+  });
+
+  it('is reattached after the extension host restarts, losing nothing', async () => {
+    const page = vscode.page;
+    await vscode.openFile('long.wattbench.yaml');
+    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click({ timeout: 30_000 });
+    const live = await webviewFrame(page, '#title', 60_000, 'e2e-long');
+    await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
+    await vscode.runCommand('Developer: Reload Window');
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    await page.locator('.notifications-toasts', { hasText: 'reattached to e2e-long on local' }).first().waitFor({ timeout: 60_000 });
+    const runsDir = join(vscode.workspace, '.wattbench', 'runs');
+    const [runId] = readdirSync(runsDir);
+    const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
+    for (let i = 0; i < 300 && meta().status === 'running'; i++) await page.waitForTimeout(200);
+    assert.equal(meta().status, 'ok');
+    assert.ok(meta().notes.some((n: string) => /reattached at byte \d+/.test(n)), JSON.stringify(meta().notes));
+    const seqs = readFileSync(join(runsDir, runId, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).seq);
+    assert.deepEqual(seqs, seqs.map((_: number, i: number) => i), 'no event lost or doubled across the restart');
+    const summary = JSON.parse(readFileSync(join(runsDir, runId, 'summary.json'), 'utf8'));
+    assert.equal(summary.points[0].requests.ok, 24);
+  });
+});
+
 describe('an untrusted workspace', () => {
   let vscode: VSCodeSession;
   before(async () => {
