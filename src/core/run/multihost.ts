@@ -6,29 +6,20 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResolvedConfig, ResolvedPoint } from '../config/model';
-import { newRunId, RunWriter, type RemoteHandle, type RunMeta, type RunStore } from '../store/store';
+import type { ResolvedPoint } from '../config/model';
+import { RunWriter, type RemoteHandle } from '../store/store';
 import type { Transport } from '../transport/types';
 import { TransportError } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
 import type { AgentEvent } from './events';
 import { buildJob } from './job';
 import { installAgent, remoteRunDir, startAgent, uploadRunFiles, type InstalledAgent } from './remote';
-import { AgentFollower, type FollowOptions, type RunListener, type RunOutcome } from './session';
+import { AgentFollower, createRunRecord, type RunListener, type RunOutcome, type RunSpec } from './session';
 import { Summarizer } from './summarize';
 
-export interface MultiHostOptions extends FollowOptions {
-  store: RunStore;
+export interface MultiHostOptions extends RunSpec {
   hosts: string[];
   transportFor: (host: string) => Transport;
-  agentSource: string;
-  configText: string;
-  config: ResolvedConfig;
-  points: ResolvedPoint[];
-  configFile?: string;
-  resolveLocal: (relative: string) => string;
-  listener?: RunListener;
-  predictions?: RunMeta['predictions'];
 }
 
 interface HostWorker {
@@ -51,24 +42,9 @@ export class MultiHostRun {
   private readonly log: Logger;
 
   constructor(private readonly options: MultiHostOptions) {
-    this.id = newRunId(options.config.name);
     this.log = options.logger ?? silentLogger;
-    this.summarizer = new Summarizer({ cost: options.config.cost, powerCaps: Object.fromEntries(options.points.map((p) => [p.id, p.powerCapW])) });
-    this.writer = options.store.create(
-      {
-        run_id: this.id,
-        config_name: options.config.name,
-        config_file: options.configFile,
-        target: options.hosts.join(', '),
-        status: 'running',
-        started: new Date().toISOString(),
-        points: options.points.map((p) => ({ id: p.id, label: p.label, params: p.params as Record<string, unknown>, power_cap_w: p.powerCapW })),
-        remotes: [],
-        predictions: options.predictions,
-        notes: [],
-      },
-      options.configText,
-    );
+    ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, options.hosts.join(', ')));
+    this.id = this.writer.id;
     this.queue = [...options.points];
     this.workers = options.hosts.map((host) => ({ host, transport: options.transportFor(host) }));
     this.done = this.execute();

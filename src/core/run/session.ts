@@ -265,11 +265,9 @@ export class AgentFollower {
   }
 }
 
-export interface StartOptions extends FollowOptions {
+/** What every kind of run (one host, several, Slurm) is started from. */
+export interface RunSpec extends FollowOptions {
   store: RunStore;
-  transport: Transport;
-  /** The target as the user wrote it, for meta and reattaching. */
-  target: string;
   agentSource: string;
   configText: string;
   config: ResolvedConfig;
@@ -279,6 +277,33 @@ export interface StartOptions extends FollowOptions {
   resolveLocal: (relative: string) => string;
   listener?: RunListener;
   predictions?: RunMeta['predictions'];
+}
+
+/** The run's folder in the store, with its meta as it starts, and a summarizer priced for it. */
+export function createRunRecord(spec: RunSpec, target: string, id = newRunId(spec.config.name)): { writer: RunWriter; summarizer: Summarizer } {
+  const writer = spec.store.create(
+    {
+      run_id: id,
+      config_name: spec.config.name,
+      config_file: spec.configFile,
+      target,
+      status: 'running',
+      started: new Date().toISOString(),
+      points: spec.points.map((p) => ({ id: p.id, label: p.label, params: p.params as Record<string, unknown>, power_cap_w: p.powerCapW })),
+      remotes: [],
+      predictions: spec.predictions,
+      notes: [],
+    },
+    spec.configText,
+  );
+  const summarizer = new Summarizer({ cost: spec.config.cost, powerCaps: Object.fromEntries(spec.points.map((p) => [p.id, p.powerCapW])) });
+  return { writer, summarizer };
+}
+
+export interface StartOptions extends RunSpec {
+  transport: Transport;
+  /** The target as the user wrote it, for meta and reattaching. */
+  target: string;
   runId?: string;
 }
 
@@ -295,24 +320,9 @@ export class Run {
   private constructor(
     private readonly options: StartOptions,
   ) {
-    this.id = options.runId ?? newRunId(options.config.name);
     this.listener = options.listener ?? {};
-    this.summarizer = new Summarizer({ cost: options.config.cost, powerCaps: Object.fromEntries(options.points.map((p) => [p.id, p.powerCapW])) });
-    this.writer = options.store.create(
-      {
-        run_id: this.id,
-        config_name: options.config.name,
-        config_file: options.configFile,
-        target: options.target,
-        status: 'running',
-        started: new Date().toISOString(),
-        points: options.points.map((p) => ({ id: p.id, label: p.label, params: p.params as Record<string, unknown>, power_cap_w: p.powerCapW })),
-        remotes: [],
-        predictions: options.predictions,
-        notes: [],
-      },
-      options.configText,
-    );
+    ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, options.target, options.runId));
+    this.id = this.writer.id;
     this.done = this.execute();
   }
 

@@ -1,10 +1,10 @@
 /** Starts a run on whatever the config targets: one host, several hosts, or a Slurm cluster. */
-import type { ResolvedConfig, ResolvedPoint } from '../config/model';
+import type { ResolvedConfig } from '../config/model';
 import { SlurmRun } from '../slurm/run';
-import type { RunMeta, RunStore, RunWriter } from '../store/store';
+import type { RunWriter } from '../store/store';
 import type { Transport } from '../transport/types';
 import { MultiHostRun } from './multihost';
-import { Run, type FollowOptions, type RunListener, type RunOutcome } from './session';
+import { Run, type RunOutcome, type RunSpec } from './session';
 import type { Summarizer } from './summarize';
 
 /** What every kind of run offers its caller. */
@@ -18,19 +18,10 @@ export interface RunHandle {
   detach(): void;
 }
 
-export interface StartRunOptions extends FollowOptions {
-  store: RunStore;
-  config: ResolvedConfig;
-  points: ResolvedPoint[];
-  configText: string;
-  configFile?: string;
+export interface StartRunOptions extends RunSpec {
   /** Overrides the config's target with one host. */
   host?: string;
   transportFor: (host: string) => Transport;
-  agentSource: string;
-  resolveLocal: (relative: string) => string;
-  listener?: RunListener;
-  predictions?: RunMeta['predictions'];
 }
 
 /** A short description of where a run goes, for titles and messages. */
@@ -42,18 +33,17 @@ export function describeTarget(config: ResolvedConfig, host?: string): string {
 
 export function startRun(options: StartRunOptions): RunHandle {
   const { config, host } = options;
-  const common = { ...options, configText: options.configText };
   const target = config.target;
-  if (!host && target.kind === 'hosts') return new MultiHostRun({ ...common, hosts: target.hosts });
+  if (!host && target.kind === 'hosts') return new MultiHostRun({ ...options, hosts: target.hosts });
   const closing = <T extends RunHandle>(run: T, transport: Transport): T => {
     run.done.finally(() => transport.close()).catch(() => undefined);
     return run;
   };
   if (!host && target.kind === 'slurm') {
     const login = options.transportFor(target.slurm.login);
-    return closing(new SlurmRun({ ...common, transport: login, slurm: target.slurm }), login);
+    return closing(new SlurmRun({ ...options, transport: login, slurm: target.slurm }), login);
   }
   const single = host ?? (target.kind === 'ssh' ? target.host : 'local');
   const transport = options.transportFor(single);
-  return closing(Run.start({ ...common, transport, target: single }), transport);
+  return closing(Run.start({ ...options, transport, target: single }), transport);
 }

@@ -4,29 +4,20 @@
  * Slurm is the scheduler; Wattbench only asks it.
  */
 import { readFileSync } from 'node:fs';
-import type { ResolvedConfig, ResolvedPoint, SlurmTargetSpec } from '../config/model';
+import type { SlurmTargetSpec } from '../config/model';
 import { buildJob } from '../run/job';
 import { installAgent, uploadRunFiles, fetchText, type InstalledAgent } from '../run/remote';
-import { AgentFollower, type FollowOptions, type RunListener, type RunOutcome } from '../run/session';
+import { AgentFollower, createRunRecord, type RunOutcome, type RunSpec } from '../run/session';
 import { Summarizer } from '../run/summarize';
-import { newRunId, type RemoteHandle, type RunMeta, type RunStatus, type RunStore, type RunWriter } from '../store/store';
+import type { RemoteHandle, RunStatus, RunWriter } from '../store/store';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
 import { parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from './sbatch';
 
-export interface SlurmRunOptions extends FollowOptions {
-  store: RunStore;
+export interface SlurmRunOptions extends RunSpec {
   transport: Transport;
   slurm: SlurmTargetSpec;
-  agentSource: string;
-  configText: string;
-  config: ResolvedConfig;
-  points: ResolvedPoint[];
-  configFile?: string;
-  resolveLocal: (relative: string) => string;
-  listener?: RunListener;
-  predictions?: RunMeta['predictions'];
   /** How often the job's state is asked for. */
   pollMs?: number;
 }
@@ -45,24 +36,9 @@ export class SlurmRun {
   private readonly log: Logger;
 
   constructor(private readonly options: SlurmRunOptions) {
-    this.id = newRunId(options.config.name);
     this.log = options.logger ?? silentLogger;
-    this.summarizer = new Summarizer({ cost: options.config.cost, powerCaps: Object.fromEntries(options.points.map((p) => [p.id, p.powerCapW])) });
-    this.writer = options.store.create(
-      {
-        run_id: this.id,
-        config_name: options.config.name,
-        config_file: options.configFile,
-        target: `slurm:${options.slurm.login}`,
-        status: 'running',
-        started: new Date().toISOString(),
-        points: options.points.map((p) => ({ id: p.id, label: p.label, params: p.params as Record<string, unknown>, power_cap_w: p.powerCapW })),
-        remotes: [],
-        predictions: options.predictions,
-        notes: [],
-      },
-      options.configText,
-    );
+    ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, `slurm:${options.slurm.login}`));
+    this.id = this.writer.id;
     this.done = this.execute().catch((error: Error) => {
       const summary = this.summarizer.result();
       this.writer.writeSummary(summary);
