@@ -1953,6 +1953,11 @@ class LoadRunner:
             self._run_concurrent(numbered, concurrency, warmup)
         return self._stop_reason
 
+    def inflight(self) -> int:
+        """Requests sent and not yet answered, for the live view."""
+        with self._lock:
+            return len(self._active)
+
     def _check_stop(self) -> Optional[str]:
         if self.agent.cancel.is_set():
             return "cancelled"
@@ -2073,8 +2078,10 @@ class Sampler(threading.Thread):
     the interval really achieved (ticks are never bunched up to catch up after a delay)."""
 
     def __init__(self, telemetry: Telemetry, indices: List[int], interval_s: float, events: EventWriter,
-                 current_point: Callable[[], Optional[str]]) -> None:
+                 current_point: Callable[[], Optional[str]],
+                 inflight: Optional[Callable[[], Optional[int]]] = None) -> None:
         super().__init__(name="sampler", daemon=True)
+        self.inflight = inflight
         self.telemetry = telemetry
         self.indices = indices
         self.interval_s = interval_s
@@ -2099,6 +2106,9 @@ class Sampler(threading.Thread):
                 if point is not None:
                     fields["point"] = point
                 fields["dt_s"] = round(t - last_t, 6) if last_t is not None else 0.0
+                requests = self.inflight() if self.inflight is not None else None
+                if requests is not None:
+                    fields["inflight"] = requests
                 self.events.emit("sample", t=t, **fields)
                 last_t = t
             next_tick += self.interval_s
@@ -2162,6 +2172,7 @@ class AgentRun:
         self.job = None  # type: Optional[Job]
         self.telemetry = None  # type: Optional[Telemetry]
         self.gpu_indices = []  # type: List[int]
+        self.load_runner = None  # type: Optional[LoadRunner]
         self.gpu_info = {}  # type: Dict[int, Dict[str, Any]]
         self.sampler = None  # type: Optional[Sampler]
         self.caps = CapKeeper()
@@ -2218,7 +2229,8 @@ class AgentRun:
             self._open_telemetry()
             self._emit_hello()
             self.sampler = Sampler(self.telemetry, self.gpu_indices, self.job.telemetry.interval_s, self.events,
-                                   lambda: self.current_point)
+                                   lambda: self.current_point,
+                                   lambda: self.load_runner.inflight() if self.load_runner is not None else None)
             self.telemetry.start(self.job.telemetry.interval_s)
             self.sampler.start()
             self._baseline()
@@ -2545,6 +2557,7 @@ class AgentRun:
         specs = build_request_specs(workload, warmups + workload.num_prompts)
         deadline = time.monotonic() + workload.time_limit_s if workload.time_limit_s else None
         runner = LoadRunner(self, self.endpoint, point, repeat, counts, deadline)
+        self.load_runner = runner
         if warmups:
             self._phase("warmup", point, repeat)
             stop = runner.run(specs[:warmups], warmup=True, first_index=0)

@@ -61,6 +61,8 @@ export interface SampleEvent extends Base {
   gpus: GpuSample[];
   point?: string;
   dt_s?: number;
+  /** HTTP requests sent and not yet answered, when a load is running. */
+  inflight?: number;
 }
 export interface RequestEvent extends Base {
   type: 'request';

@@ -16,8 +16,8 @@ export class LiveTracker {
   private pendingLatency: LiveState['latency'] = [];
   private readonly gpuIndex = new Map<string, number>();
   private bucket?: { second: number; tokens: number; open: number };
-  /** Recent request intervals (relative seconds), to count requests in flight per second. */
-  private recent: [number, number][] = [];
+  /** Most requests in flight the agent reported during the current throughput second. */
+  private inflightPeak = 0;
 
   constructor(init: { runId: string; title: string; target: string; points: PointInfo[] }) {
     this.state = {
@@ -74,6 +74,7 @@ export class LiveTracker {
           p[i] = g.p_w;
           if (s.phase === 'baseline') s.idleW = null;
         }
+        if (event.inflight !== undefined) this.inflightPeak = Math.max(this.inflightPeak, event.inflight);
         const sample = { t: this.rel(event.t), p };
         s.samples.push(sample);
         this.pendingSamples.push(sample);
@@ -94,7 +95,6 @@ export class LiveTracker {
         const entry = { t: this.rel(event.t_end), ttft: event.ttft_s ?? NaN, e2e: event.latency_s };
         s.latency.push(entry);
         this.pendingLatency.push(entry);
-        this.recent.push([this.rel(event.t_start), this.rel(event.t_end)]);
         break;
       }
       case 'error':
@@ -111,20 +111,11 @@ export class LiveTracker {
 
   private closeBucket(): void {
     const b = this.bucket!;
-    const entry = { t: b.second + 0.5, tps: b.tokens, inflight: this.inflightAt(b.second) };
+    const entry = { t: b.second + 0.5, tps: b.tokens, inflight: this.inflightPeak };
+    this.inflightPeak = 0;
     this.state.throughput.push(entry);
     this.pendingThroughput.push(entry);
     this.bucket = undefined;
-  }
-
-  /**
-   * Requests in flight at a second, counted from the requests completed so far; the bucket closes a
-   * second after its requests, so all but the longest ones are in.
-   */
-  private inflightAt(second: number): number {
-    const t = second + 0.5;
-    this.recent = this.recent.filter(([, end]) => end > t - 600);
-    return this.recent.filter(([start, end]) => start <= t && end >= t).length;
   }
 
   private gpuKey(node: string | undefined, index: number): number {
