@@ -228,7 +228,7 @@ class ResultView {
         <div class="card"><h2>Throughput and latency per point ${pngButton(() => this.charts.get('tput'), 'throughput-latency')}</h2><div class="chart"><canvas id="r-tput"></canvas></div></div>
       </div>
       <div class="card"><h2>Predicted against measured${message.calibrationError !== undefined && message.calibrationError !== null ? ` (calibration leave-one-out error ${fmt(message.calibrationError * 100, 2)}%)` : ''}</h2><div class="scroll"><table id="prediction-table">${runs.map((r) => this.predictionRows(r)).join('')}</table></div></div>
-      <div class="card"><h2>Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests)</h2><div class="scroll"><table id="idealized-table">${runs.map((r) => this.idealizedRows(r)).join('')}</table></div></div>
+      <div class="card"><h2>Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests; denoised: to the fastest of repeated requests, plus an overhead)</h2><div class="scroll"><table id="idealized-table">${runs.map((r) => this.idealizedRows(r)).join('')}</table></div></div>
       ${runs.some((r) => r.notes.length) ? `<div class="card"><h2>Notes</h2>${runs.map((r) => r.notes.map((n) => `<div class="muted">${esc(n)}</div>`).join('')).join('')}</div>` : ''}`;
     app.querySelectorAll<HTMLElement>('[data-csv]').forEach((b) => b.addEventListener('click', () => vscode.postMessage({ type: 'exportCsv', runId: b.dataset.csv! })));
 
@@ -280,8 +280,11 @@ class ResultView {
   }
 
   private idealizedRows(r: ResultRun): string {
-    return '<tr><th>point</th><th>α (s)</th><th>β (s/token)</th><th>requests fitted</th></tr>' +
-      r.summary.points.map((p) => `<tr><td>${esc(r.labels[p.point] ?? p.point)}</td><td>${fmt(p.idealized?.alpha_s)}</td><td>${fmt(p.idealized?.beta_s)}</td><td>${p.idealized?.n ?? '–'}</td></tr>`).join('');
+    return '<tr><th>point</th><th>α (s)</th><th>β (s/token)</th><th>requests fitted</th><th>denoised α (s)</th><th>denoised β (s/token)</th><th>overhead (s)</th><th>repeats</th></tr>' +
+      r.summary.points.map((p) => {
+        const d = r.denoised[p.point];
+        return `<tr><td>${esc(r.labels[p.point] ?? p.point)}</td><td>${fmt(p.idealized?.alpha_s)}</td><td>${fmt(p.idealized?.beta_s)}</td><td>${p.idealized?.n ?? '–'}</td><td>${fmt(d?.alpha_s)}</td><td>${fmt(d?.beta_s)}</td><td>${fmt(d?.overhead_s)}</td><td>${d?.repeats ?? '–'}</td></tr>`;
+      }).join('');
   }
 }
 

@@ -5,6 +5,8 @@ import { Summarizer } from '../core/run/summarize';
 import { summaryTable } from './format';
 import { type CliIO, parseArgs, UsageError } from './io';
 import { summaryCsv } from '../core/store/csv';
+import { denoisedFits } from '../core/run/denoised';
+import type { AgentEvent } from '../core/run/events';
 
 export const reportUsage = 'wattbench report RUNDIR [--csv] [--json]   re-summarise a stored run from its events';
 
@@ -18,13 +20,20 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
   }
   const meta = readMeta(dir);
   const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
-  for await (const event of readEvents(dir)) summarizer.add(event);
+  const requests: AgentEvent[] = [];
+  for await (const event of readEvents(dir)) {
+    summarizer.add(event);
+    if (event.type === 'request') requests.push(event);
+  }
   const summary = summarizer.result();
+  const denoised = denoisedFits(requests);
   if (flags.has('csv')) io.out(summaryCsv(summary, meta).trimEnd());
-  else if (flags.has('json')) io.out(JSON.stringify(summary, null, 2));
+  else if (flags.has('json')) io.out(JSON.stringify({ ...summary, denoised }, null, 2));
   else {
     io.out(`run ${meta.run_id} (${meta.config_name}) on ${meta.target}: ${meta.status}${meta.error ? ` — ${meta.error}` : ''}`);
     io.out(summaryTable(summary));
+    for (const [point, d] of Object.entries(denoised))
+      io.out(`denoised runtime of ${point} (${d.repeats} repeats): α ${d.alpha_s.toPrecision(3)} s + β ${d.beta_s.toPrecision(3)} s/token + overhead ${d.overhead_s.toPrecision(3)} s`);
   }
   return 0;
 }

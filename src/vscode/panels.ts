@@ -4,6 +4,8 @@ import * as vscode from 'vscode';
 import { summaryCsv } from '../core/store/csv';
 import { readEvents, readMeta, readSummary, type RunStore } from '../core/store/store';
 import { Summarizer } from '../core/run/summarize';
+import { denoisedFits } from '../core/run/denoised';
+import type { AgentEvent } from '../core/run/events';
 import { LiveTracker } from '../core/view/live';
 import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/view/protocol';
 import { DisposableBag } from './disposable';
@@ -137,9 +139,11 @@ export async function loadResultRun(store: RunStore, runId: string): Promise<Res
   const meta = readMeta(dir);
   const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
   const power: { t: number; w: number }[] = [];
+  const requests: AgentEvent[] = [];
   let t0 = 0;
   for await (const event of readEvents(dir)) {
     summarizer.add(event);
+    if (event.type === 'request') requests.push(event);
     if (event.type === 'sample') {
       t0 ||= event.t;
       power.push({ t: event.t - t0, w: event.gpus.reduce((s, g) => s + g.p_w, 0) });
@@ -160,6 +164,7 @@ export async function loadResultRun(store: RunStore, runId: string): Promise<Res
     notes: meta.notes,
     error: meta.error,
     slurm: meta.slurm,
+    denoised: denoisedFits(requests),
   };
 }
 

@@ -401,8 +401,8 @@ export class Summarizer {
         },
         latency: { ttft_s: acc.ttft.summary(), itl_s: acc.itl.summary(), e2e_s: acc.e2e.summary() },
         energy,
-        j_per_output_token: acc.outputTokens > 0 ? energy.total_j / acc.outputTokens : NaN,
-        j_per_response: acc.okCount > 0 ? energy.total_j / acc.okCount : NaN,
+        j_per_output_token: acc.outputTokens > 0 && energy.method !== 'none' ? energy.total_j / acc.outputTokens : NaN,
+        j_per_response: acc.okCount > 0 && energy.method !== 'none' ? energy.total_j / acc.okCount : NaN,
         cost: money(energy.total_j),
         idealized: acc.n >= 2 && denominator > 0 ? { alpha_s: (acc.sy - beta * acc.sx) / acc.n, beta_s: beta, n: acc.n } : null,
         power_cap_w: this.options.powerCaps?.[acc.id],
@@ -439,13 +439,13 @@ export class Summarizer {
         requests: responses,
         output_tokens: outputTokens,
         energy: totalEnergy,
-        j_per_output_token: outputTokens > 0 ? measuredEnergy / outputTokens : NaN,
-        j_per_response: responses > 0 ? measuredEnergy / responses : NaN,
+        j_per_output_token: outputTokens > 0 && this.samples > 0 ? measuredEnergy / outputTokens : NaN,
+        j_per_response: responses > 0 && this.samples > 0 ? measuredEnergy / responses : NaN,
         cost: money(totalEnergy.total_j),
       },
       errors: this.errors,
       caps_restored: this.capsRestored,
-      problems: this.problems,
+      problems: this.samples === 0 && points.length > 0 ? [...this.problems, 'no power samples were received (see agent.log): energy is unknown'] : this.problems,
     };
   }
 }

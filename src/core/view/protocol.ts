@@ -3,6 +3,7 @@
  * webview says `ready` first; the host then sends a full snapshot (hidden webviews receive nothing,
  * so every reveal starts from a snapshot, never from deltas it may have missed).
  */
+import type { DenoisedFit } from '../run/denoised';
 import type { RunSummary } from '../run/summarize';
 
 export interface SeriesPoint {
@@ -61,6 +62,8 @@ export interface ResultRun {
   notes: string[];
   error?: string;
   slurm?: { job_id: string; state?: string; queue_wait_s?: number; nodes?: string[] };
+  /** HELM's denoised runtime per point, where the point was repeated. */
+  denoised: Record<string, DenoisedFit>;
 }
 
 export type HostToResult = { type: 'result'; runs: ResultRun[]; calibrationError?: number | null };
