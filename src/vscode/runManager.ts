@@ -5,7 +5,7 @@ import { hasErrors, loadConfig, type LoadedConfig } from '../core/config';
 import { estimateConfig } from '../core/estimate/config-estimate';
 import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/run/events';
-import { reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
+import { markOrphaned, reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
 import { describeTarget, startRun } from '../core/run/start';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
@@ -260,7 +260,14 @@ export class RunManager implements vscode.Disposable {
   async reattachAll(): Promise<void> {
     const store = this.store;
     if (!store || !vscode.workspace.isTrusted) return;
-    for (const meta of runsToReattach(store)) {
+    const { reattachable, orphaned } = runsToReattach(store);
+    for (const meta of orphaned) {
+      if (this.active.has(meta.run_id)) continue;
+      markOrphaned(store, meta);
+      void vscode.window.showWarningMessage(`Wattbench: lost track of ${meta.config_name} (${meta.target}) when the window restarted; what was received is kept, and the job may still be running there.`);
+    }
+    if (orphaned.length) this.changed.fire();
+    for (const meta of reattachable) {
       if (this.active.has(meta.run_id)) continue;
       const host = meta.remotes[0].host;
       this.log.info(`reattaching to ${meta.run_id} on ${host}`);
