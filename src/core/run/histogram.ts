@@ -3,8 +3,11 @@
  * run's million latencies cost the same memory as a minute's.
  */
 const GAMMA = 1.01;
-const LOG_GAMMA = Math.log(GAMMA);
+const INV_LOG_GAMMA = 1 / Math.log(GAMMA);
 const MIN_VALUE = 1e-6;
+/** Buckets from 1 µs to about 11 days, in a flat array: counting is an index, not a hash lookup. */
+const FIRST_BUCKET = Math.ceil(Math.log(MIN_VALUE) * INV_LOG_GAMMA);
+const BUCKETS = Math.ceil(Math.log(1e6) * INV_LOG_GAMMA) - FIRST_BUCKET + 1;
 
 export interface Percentiles {
   n: number;
@@ -17,7 +20,8 @@ export interface Percentiles {
 }
 
 export class Histogram {
-  private readonly counts = new Map<number, number>();
+  /** Allocated on the first value: most histograms of a big sweep's idle points stay empty. */
+  private counts?: Uint32Array;
   private n = 0;
   private sum = 0;
   private min = Infinity;
@@ -34,8 +38,8 @@ export class Histogram {
       this.zeros++;
       return;
     }
-    const bucket = Math.ceil(Math.log(value) / LOG_GAMMA);
-    this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + 1);
+    const bucket = Math.ceil(Math.log(value) * INV_LOG_GAMMA) - FIRST_BUCKET;
+    (this.counts ??= new Uint32Array(BUCKETS))[bucket < BUCKETS ? bucket : BUCKETS - 1]++;
   }
 
   get count(): number {
@@ -47,11 +51,12 @@ export class Histogram {
     const rank = q * (this.n - 1);
     if (rank < this.zeros) return 0;
     let seen = this.zeros;
-    for (const bucket of [...this.counts.keys()].sort((a, b) => a - b)) {
-      seen += this.counts.get(bucket)!;
+    const counts = this.counts ?? new Uint32Array(0);
+    for (let bucket = 0; bucket < counts.length; bucket++) {
+      seen += counts[bucket];
       if (seen > rank) {
         // The bucket's midpoint in log space, clamped to what was actually seen.
-        const value = (2 * GAMMA ** bucket) / (GAMMA + 1);
+        const value = (2 * GAMMA ** (bucket + FIRST_BUCKET)) / (GAMMA + 1);
         return Math.min(this.max, Math.max(this.min, value));
       }
     }
