@@ -123,7 +123,8 @@ describe('an untrusted workspace', () => {
     const page = vscode.page;
     // The trust dialog: stay in restricted mode.
     const restricted = page.locator('.monaco-dialog-box .monaco-button', { hasText: /Don't Trust|No, I don't trust/ });
-    if (await restricted.first().isVisible({ timeout: 10_000 }).catch(() => false)) await restricted.first().click();
+    // The modal comes a moment after the workbench; wait for it (isVisible would not).
+    if (await restricted.first().waitFor({ state: 'visible', timeout: 20_000 }).then(() => true, () => false)) await restricted.first().click();
     await vscode.openFile('sim.wattbench.yaml');
     await page.locator('.codelens-decoration', { hasText: 'J/token' }).first().waitFor({ timeout: 30_000 });
     await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click();
