@@ -87,18 +87,42 @@ function pngButton(chart: () => Chart | undefined, name: string): string {
 
 type XY = { x: number; y: number };
 
+/**
+ * A series the chart can redraw cheaply however long the run: past MAX_DRAWN points the older half is
+ * averaged in pairs (averaging keeps the area, so a power curve still shows the energy). The live view
+ * draws these; the full-resolution data stays in the run's store.
+ */
+class ThinnedSeries {
+  static readonly MAX_DRAWN = 3000;
+  readonly data: XY[] = [];
+
+  push(x: number, y: number): void {
+    this.data.push({ x, y });
+    if (this.data.length > ThinnedSeries.MAX_DRAWN) {
+      const half = this.data.length >> 1;
+      const thinned: XY[] = [];
+      for (let i = 0; i + 1 < half; i += 2) thinned.push({ x: (this.data[i].x + this.data[i + 1].x) / 2, y: (this.data[i].y + this.data[i + 1].y) / 2 });
+      this.data.splice(0, half - (half % 2), ...thinned);
+    }
+  }
+}
+
+/** Only the most recent requests are drawn as points: an hour of them would be tens of thousands. */
+const LATENCY_POINTS = 2000;
+
 class LiveView {
   private state?: LiveState;
   private power?: Chart;
   private throughput?: Chart;
   private latency?: Chart;
-  /** Raw series kept here: decimation replaces what a chart holds. */
-  private perGpu: XY[][] = [];
-  private total: XY[] = [];
+  private perGpu: ThinnedSeries[] = [];
+  private total = new ThinnedSeries();
   private tps: XY[] = [];
   private inflight: XY[] = [];
   private ttft: XY[] = [];
   private e2e: XY[] = [];
+  private dirty = new Set<'power' | 'throughput' | 'latency' | 'text'>();
+  private frame?: number;
 
   constructor() {
     app.innerHTML = `
@@ -109,12 +133,14 @@ class LiveView {
       <div class="grid">
         <div class="card"><h2>Power (W) ${pngButton(() => this.power, 'power')}</h2><div class="chart"><canvas id="c-power"></canvas></div></div>
         <div class="card"><h2>Output tokens/s and requests in flight ${pngButton(() => this.throughput, 'throughput')}</h2><div class="chart"><canvas id="c-tps"></canvas></div></div>
-        <div class="card"><h2>Latency (s): TTFT and end-to-end ${pngButton(() => this.latency, 'latency')}</h2><div class="chart"><canvas id="c-lat"></canvas></div></div>
+        <div class="card"><h2>Latency (s) of the last ${LATENCY_POINTS} requests: TTFT and end-to-end ${pngButton(() => this.latency, 'latency')}</h2><div class="chart"><canvas id="c-lat"></canvas></div></div>
         <div class="card"><h2>Points: predicted against measured</h2><div class="scroll"><table id="points"></table></div></div>
       </div>`;
     document.getElementById('cancel')!.addEventListener('click', () => vscode.postMessage({ type: 'cancel' }));
-    this.power = lineChart(document.getElementById('c-power') as HTMLCanvasElement, 'W');
+    // Series are thinned here, so chart.js's own decimation (which reprocesses everything) stays off.
+    this.power = lineChart(document.getElementById('c-power') as HTMLCanvasElement, 'W', { plugins: { decimation: { enabled: false }, legend: { labels: { boxWidth: 12 } } } });
     this.throughput = lineChart(document.getElementById('c-tps') as HTMLCanvasElement, 'tokens/s', {
+      plugins: { decimation: { enabled: false }, legend: { labels: { boxWidth: 12 } } },
       scales: { x: { type: 'linear', title: { display: true, text: 'seconds' } }, y: { beginAtZero: true, title: { display: true, text: 'tokens/s' } }, y1: { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: 'in flight' } } },
     });
     this.latency = scatterChart(document.getElementById('c-lat') as HTMLCanvasElement, 'seconds', 'latency (s)');
@@ -123,13 +149,16 @@ class LiveView {
   snapshot(state: LiveState): void {
     this.state = state;
     vscode.setState({ runId: state.runId });
-    this.perGpu = state.gpus.map((_, i) => state.samples.map((s) => ({ x: s.t, y: s.p[i] })));
-    this.total = state.samples.map((s) => ({ x: s.t, y: s.p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0) }));
+    this.perGpu = state.gpus.map(() => new ThinnedSeries());
+    this.total = new ThinnedSeries();
+    for (const sample of state.samples) this.addSample(sample.t, sample.p);
     this.tps = state.throughput.map((p) => ({ x: p.t, y: p.tps }));
     this.inflight = state.throughput.map((p) => ({ x: p.t, y: p.inflight }));
-    this.ttft = state.latency.filter((l) => Number.isFinite(l.ttft)).map((l) => ({ x: l.t, y: l.ttft }));
-    this.e2e = state.latency.map((l) => ({ x: l.t, y: l.e2e }));
-    this.render();
+    const recent = state.latency.slice(-LATENCY_POINTS);
+    this.ttft = recent.filter((l) => Number.isFinite(l.ttft)).map((l) => ({ x: l.t, y: l.ttft }));
+    this.e2e = recent.map((l) => ({ x: l.t, y: l.e2e }));
+    this.buildDatasets();
+    this.schedule('power', 'throughput', 'latency', 'text');
   }
 
   append(m: Extract<HostToLive, { type: 'append' }>): void {
@@ -137,9 +166,9 @@ class LiveView {
     if (!s) return;
     for (const sample of m.samples) {
       s.samples.push(sample);
-      sample.p.forEach((w, i) => (this.perGpu[i] ??= []).push({ x: sample.t, y: w }));
-      this.total.push({ x: sample.t, y: sample.p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0) });
+      this.addSample(sample.t, sample.p);
     }
+    if (this.perGpu.length !== s.gpus.length) this.buildDatasets();
     for (const p of m.throughput) {
       this.tps.push({ x: p.t, y: p.tps });
       this.inflight.push({ x: p.t, y: p.inflight });
@@ -148,12 +177,81 @@ class LiveView {
       if (Number.isFinite(l.ttft)) this.ttft.push({ x: l.t, y: l.ttft });
       this.e2e.push({ x: l.t, y: l.e2e });
     }
+    if (this.e2e.length > LATENCY_POINTS * 1.5) {
+      this.e2e.splice(0, this.e2e.length - LATENCY_POINTS);
+      this.ttft.splice(0, Math.max(0, this.ttft.length - LATENCY_POINTS));
+    }
+    const capChanged = s.capW !== m.capW || s.idleW !== m.idleW;
     Object.assign(s, { phase: m.phase, currentPoint: m.currentPoint, points: m.points, status: m.status, message: m.message, summary: m.summary, capW: m.capW, idleW: m.idleW });
-    this.render();
+    if (capChanged) this.buildDatasets();
+    this.schedule(...(m.samples.length || capChanged ? (['power'] as const) : []), ...(m.throughput.length ? (['throughput'] as const) : []), ...(m.latency.length ? (['latency'] as const) : []), 'text');
   }
 
-  private render(): void {
+  private addSample(t: number, watts: number[]): void {
+    watts.forEach((w, i) => (this.perGpu[i] ??= new ThinnedSeries()).push(t, w));
+    this.total.push(t, watts.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0));
+  }
+
+  /** Dataset objects are made once (and again only when GPUs, the cap or the idle line change). */
+  private buildDatasets(): void {
     const s = this.state!;
+    const gpuCount = s.gpus.length;
+    const flat = (value: number | null, label: string, i: number): ChartDataset<'line', XY[]> | undefined =>
+      value === null ? undefined : { label, data: [{ x: 0, y: value }, { x: 0, y: value }], borderColor: color(i), borderDash: [6, 4], borderWidth: 1 };
+    this.power!.data.datasets = [
+      ...s.gpus.map((g, i) => ({ label: `GPU ${g}`, data: (this.perGpu[i] ??= new ThinnedSeries()).data, borderColor: color(i) })),
+      ...(gpuCount > 1 ? [{ label: 'total', data: this.total.data, borderColor: css('--vscode-editor-foreground', '#ccc'), borderWidth: 2 }] : []),
+      flat(s.idleW, 'idle baseline (total)', 4),
+      flat(s.capW === null ? null : s.capW * Math.max(1, gpuCount), gpuCount > 1 ? 'power cap × GPUs' : 'power cap', 5),
+    ].filter((d): d is ChartDataset<'line', XY[]> => !!d) as never;
+    this.throughput!.data.datasets = [
+      { label: 'output tokens/s', data: this.tps, borderColor: color(0), yAxisID: 'y' },
+      { label: 'requests in flight', data: this.inflight, borderColor: color(1), yAxisID: 'y1', stepped: true },
+    ] as never;
+    this.latency!.data.datasets = [
+      { label: 'TTFT', data: this.ttft, backgroundColor: color(2), pointRadius: 2 },
+      { label: 'end-to-end', data: this.e2e, backgroundColor: color(3), pointRadius: 2 },
+    ] as never;
+  }
+
+  /** Marks what changed and draws it at the next frame: bursts of messages cost one draw. */
+  private schedule(...parts: ('power' | 'throughput' | 'latency' | 'text')[]): void {
+    for (const p of parts) this.dirty.add(p);
+    this.frame ??= requestAnimationFrame(() => {
+      this.frame = undefined;
+      this.render();
+    });
+  }
+
+  /** Draws what changed; the `wattbench:live-render` performance measure lets DevTools (and npm run bench) time it. */
+  render(): void {
+    const started = performance.now();
+    this.draw();
+    performance.measure('wattbench:live-render', { start: started });
+  }
+
+  private draw(): void {
+    const dirty = new Set(this.dirty);
+    this.dirty.clear();
+    const s = this.state;
+    if (!s) return;
+    // The spliced latency arrays are new arrays only when trimmed; point the datasets at them again.
+    if (dirty.has('latency') && this.latency!.data.datasets.length === 2) {
+      this.latency!.data.datasets[0].data = this.ttft as never;
+      this.latency!.data.datasets[1].data = this.e2e as never;
+    }
+    if (dirty.has('power')) {
+      // The idle and cap lines span the time drawn so far.
+      const end = this.total.data[this.total.data.length - 1]?.x ?? 0;
+      for (const d of this.power!.data.datasets) if ((d as { borderDash?: number[] }).borderDash) (d.data[1] as XY).x = end;
+      this.power!.update('none');
+    }
+    if (dirty.has('throughput')) this.throughput!.update('none');
+    if (dirty.has('latency')) this.latency!.update('none');
+    if (dirty.has('text')) this.renderText(s);
+  }
+
+  private renderText(s: LiveState): void {
     const set = (id: string, text: string) => (document.getElementById(id)!.textContent = text);
     set('title', s.title);
     set('status', s.status);
@@ -163,30 +261,10 @@ class LiveView {
     const done = s.points.filter((p) => !['pending', 'running'].includes(p.status)).length;
     set('progress', `${done}/${s.points.length} points done`);
     set('sample-count', String(s.samples.length));
-    set('watts', this.total.length ? `${Math.round(this.total[this.total.length - 1].y)} W now` : '–');
+    const last = this.total.data[this.total.data.length - 1];
+    set('watts', last ? `${Math.round(last.y)} W now` : '–');
     set('message', s.message ?? '');
     (document.getElementById('cancel') as HTMLElement).style.display = ['running', 'reconnecting'].includes(s.status) ? '' : 'none';
-    const end = this.total.length ? this.total[this.total.length - 1].x : 0;
-    const flat = (value: number | null, label: string, i: number): ChartDataset<'line', XY[]> | undefined =>
-      value === null ? undefined : { label, data: [{ x: 0, y: value }, { x: end, y: value }], borderColor: color(i), borderDash: [6, 4], borderWidth: 1 };
-    const gpuCount = s.gpus.length;
-    this.power!.data.datasets = [
-      ...s.gpus.map((g, i) => ({ label: `GPU ${g}`, data: this.perGpu[i] ?? [], borderColor: color(i) })),
-      ...(gpuCount > 1 ? [{ label: 'total', data: this.total, borderColor: css('--vscode-editor-foreground', '#ccc'), borderWidth: 2 }] : []),
-      flat(s.idleW, 'idle baseline (total)', 4),
-      flat(s.capW === null ? null : s.capW * Math.max(1, gpuCount > 1 ? gpuCount : 1), gpuCount > 1 ? 'power cap × GPUs' : 'power cap', 5),
-    ].filter((d): d is ChartDataset<'line', XY[]> => !!d) as never;
-    this.power!.update('none');
-    this.throughput!.data.datasets = [
-      { label: 'output tokens/s', data: this.tps, borderColor: color(0), yAxisID: 'y' },
-      { label: 'requests in flight', data: this.inflight, borderColor: color(1), yAxisID: 'y1', stepped: true },
-    ] as never;
-    this.throughput!.update('none');
-    this.latency!.data.datasets = [
-      { label: 'TTFT', data: this.ttft, backgroundColor: color(2), pointRadius: 2 },
-      { label: 'end-to-end', data: this.e2e, backgroundColor: color(3), pointRadius: 2 },
-    ] as never;
-    this.latency!.update('none');
     const measured = new Map((s.summary?.points ?? []).map((p) => [p.point, p]));
     document.getElementById('points')!.innerHTML =
       '<tr><th>point</th><th>status</th><th>J/token predicted</th><th>measured</th><th>W predicted</th><th>measured</th><th>tok/s predicted</th><th>measured</th></tr>' +

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AgentEvent } from '../../src/core/run/events';
 import { EventStream } from '../../src/core/run/stream';
-import { summarize } from '../../src/core/run/summarize';
+import { EnergyCurve, summarize, TokenTimeline } from '../../src/core/run/summarize';
 import { Histogram } from '../../src/core/run/histogram';
 
 /**
@@ -164,5 +164,22 @@ describe('histogram', () => {
     close(s.p99, 99, 0.01, 'p99');
     close(s.mean, 50.0005, 1e-9, 'mean');
     assert.equal(s.max, 100);
+  });
+});
+
+describe('steady-state bookkeeping stays bounded', () => {
+  it('keeps at most about a thousand entries per point however long it runs, and still adds up', () => {
+    const curve = new EnergyCurve();
+    const tokens = new TokenTimeline();
+    // A day at 10 Hz: constant 1 kW, 100 tokens a second.
+    for (let i = 1; i <= 864_000; i++) {
+      const t = i / 10;
+      curve.record(t, 1000 * t, false);
+      if (i % 10 === 0) tokens.add(0, t - 1, t, 100);
+    }
+    assert.ok(curve.points.length <= 1025, `${curve.points.length} curve points`);
+    const half = curve.points.find(([t]) => t >= 43_200)!;
+    close(half[1], 1000 * half[0], 1e-9, 'the curve keeps exact values at the points it keeps');
+    close(tokens.before(43_200), 100 * 43_200, 0.01, 'tokens in the first half day');
   });
 });

@@ -120,6 +120,22 @@ interface RunTotals {
   model: StepModel;
 }
 
+/**
+ * Step models by their inputs. A sweep's points share most of them (a power cap, for one, does not
+ * change the step model), and building one is most of a prediction's cost.
+ */
+const stepModels = new WeakMap<ModelShape, Map<string, ReturnType<typeof buildStepModel>>>();
+function memoized(shape: ModelShape, key: string, build: () => ReturnType<typeof buildStepModel>): ReturnType<typeof buildStepModel> {
+  let byKey = stepModels.get(shape);
+  if (!byKey) stepModels.set(shape, (byKey = new Map()));
+  let model = byKey.get(key);
+  if (!model) {
+    if (byKey.size >= 4096) byKey.clear();
+    byKey.set(key, (model = build()));
+  }
+  return model;
+}
+
 export function predictPoint(req: PointRequest, profile?: CalibrationProfile): Prediction {
   return predictPointUsing(req, { profile });
 }
@@ -147,13 +163,17 @@ export function predictPointUsing(req: PointRequest, opts: PredictOptions): Pred
   const kvCapacity = Math.max(1, kvCapacitySequences(model, gpu, n, contextPerSeq));
   const slots: BatchSlots = { kv: kvCapacity, engine: req.maxBatch === undefined ? Infinity : Math.floor(req.maxBatch) };
   const topology: Topology = { gpusPerNode: req.gpusPerNode, interNodeGBs: req.interNodeGBs };
+  const calibration = opts.calibration ?? entry?.params;
+  const shared = `${gpu.id}|${n}|${contextPerSeq}|${p}|${req.gpusPerNode}|${req.interNodeGBs}|${calibration ? JSON.stringify(calibration) : ''}|${opts.capTimeExponent}`;
   const stepModelAt = (batch: number) =>
-    buildStepModel(model, gpu, n, {
-      hint: { batch, contextPerSeq, promptTokens: p },
-      topology,
-      calibration: opts.calibration ?? entry?.params,
-      capTimeExponent: opts.capTimeExponent,
-    });
+    memoized(model, `${shared}|${batch}`, () =>
+      buildStepModel(model, gpu, n, {
+        hint: { batch, contextPerSeq, promptTokens: p },
+        topology,
+        calibration,
+        capTimeExponent: opts.capTimeExponent,
+      }),
+    );
 
   const run =
     req.requestRate !== undefined

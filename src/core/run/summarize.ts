@@ -137,31 +137,69 @@ interface Sample {
   e?: number;
 }
 
-/** Resolution of the steady-state bookkeeping, in seconds. */
+/** Starting resolution of the steady-state bookkeeping, in seconds; it coarsens as a point runs long. */
 const STEP_S = 0.5;
+/** Entries kept per point before the resolution is halved: memory bounded by points, not by duration. */
+const MAX_ENTRIES = 1024;
 
-function spreadTokens(acc: { tokenBins: Map<number, number> }, origin: number, from: number, to: number, tokens: number): void {
-  const a = Math.max(0, from - origin);
-  const b = Math.max(a, to - origin);
-  if (b - a < 1e-9) {
-    const bin = Math.floor(a / STEP_S);
-    acc.tokenBins.set(bin, (acc.tokenBins.get(bin) ?? 0) + tokens);
-    return;
+/**
+ * Output tokens over time in bins of `step` seconds, each request's tokens spread evenly over its
+ * decode. When there are too many bins, neighbours merge and the step doubles.
+ */
+export class TokenTimeline {
+  private bins = new Map<number, number>();
+  private step = STEP_S;
+
+  add(origin: number, from: number, to: number, tokens: number): void {
+    const a = Math.max(0, from - origin);
+    const b = Math.max(a, to - origin);
+    if (b - a < 1e-9) this.put(Math.floor(a / this.step), tokens);
+    else
+      for (let bin = Math.floor(a / this.step); bin * this.step < b; bin++) {
+        const overlap = Math.min(b, (bin + 1) * this.step) - Math.max(a, bin * this.step);
+        if (overlap > 0) this.put(bin, (tokens * overlap) / (b - a));
+      }
+    if (this.bins.size > MAX_ENTRIES) this.coarsen();
   }
-  for (let bin = Math.floor(a / STEP_S); bin * STEP_S < b; bin++) {
-    const overlap = Math.min(b, (bin + 1) * STEP_S) - Math.max(a, bin * STEP_S);
-    if (overlap > 0) acc.tokenBins.set(bin, (acc.tokenBins.get(bin) ?? 0) + (tokens * overlap) / (b - a));
+
+  private put(bin: number, tokens: number): void {
+    this.bins.set(bin, (this.bins.get(bin) ?? 0) + tokens);
+  }
+
+  private coarsen(): void {
+    const merged = new Map<number, number>();
+    for (const [bin, tokens] of this.bins) merged.set(bin >> 1, (merged.get(bin >> 1) ?? 0) + tokens);
+    this.bins = merged;
+    this.step *= 2;
+  }
+
+  /** Tokens generated in the first `t` seconds (the last bin split evenly). */
+  before(t: number): number {
+    let total = 0;
+    for (const [bin, tokens] of this.bins) {
+      const start = bin * this.step;
+      if (start + this.step <= t) total += tokens;
+      else if (start < t) total += (tokens * (t - start)) / this.step;
+    }
+    return total;
   }
 }
 
-function tokensBefore(bins: Map<number, number>, t: number): number {
-  let total = 0;
-  for (const [bin, tokens] of bins) {
-    const start = bin * STEP_S;
-    if (start + STEP_S <= t) total += tokens;
-    else if (start < t) total += (tokens * (t - start)) / STEP_S;
+/** Cumulative energy of a window over time, thinned by half whenever it grows past MAX_ENTRIES. */
+export class EnergyCurve {
+  readonly points: [number, number][] = [];
+  private step = STEP_S;
+
+  record(t: number, joules: number, final: boolean): void {
+    const last = this.points[this.points.length - 1];
+    if (last && t - last[0] < this.step && !(final && last[0] < t)) return;
+    this.points.push([t, joules]);
+    if (this.points.length > MAX_ENTRIES) {
+      const kept = this.points.filter((_, i) => i % 2 === 1 || i === this.points.length - 1);
+      this.points.splice(0, this.points.length, ...kept);
+      this.step *= 2;
+    }
   }
-  return total;
 }
 
 /** The cumulative energy curve read at `t` seconds into the window (linear between its points). */
@@ -178,10 +216,8 @@ function energyAt(curve: [number, number][], t: number): number | undefined {
 class PointAccumulator {
   status: PointSummary['status'] = 'running';
   measure?: EnergyWindow;
-  /** Cumulative energy of the measure window over time (at most every STEP_S): bounded by duration. */
-  readonly curve: [number, number][] = [];
-  /** Output tokens generated per STEP_S bin since the window started (spread evenly over each request's decode). */
-  readonly tokenBins = new Map<number, number>();
+  readonly curve = new EnergyCurve();
+  readonly tokens = new TokenTimeline();
   lastSend = -Infinity;
   okCount = 0;
   errors = 0;
@@ -313,9 +349,7 @@ export class Summarizer {
     for (const acc of this.points.values()) {
       const m = acc.measure;
       if (!m || event.t < m.start) continue;
-      const last = acc.curve[acc.curve.length - 1];
-      const at = Math.min(event.t, m.end) - m.start;
-      if (!last || at - last[0] >= STEP_S || (m.end !== Infinity && event.t >= m.end && last[0] < at)) acc.curve.push([at, m.totalEnergy()]);
+      acc.curve.record(Math.min(event.t, m.end) - m.start, m.totalEnergy(), m.end !== Infinity && event.t >= m.end);
     }
     // A closed window is final once every GPU's samples have passed its end.
     const oldest = Math.min(...[...this.lastSample.values()].map((s) => s.t));
@@ -338,7 +372,7 @@ export class Summarizer {
     acc.firstStart = Math.min(acc.firstStart, r.t_start);
     acc.lastEnd = Math.max(acc.lastEnd, r.t_end);
     acc.lastSend = Math.max(acc.lastSend, r.t_start);
-    if (acc.measure && r.output_tokens > 0) spreadTokens(acc, acc.measure.start, r.t_start + (r.ttft_s ?? 0), r.t_end, r.output_tokens);
+    if (acc.measure && r.output_tokens > 0) acc.tokens.add(acc.measure.start, r.t_start + (r.ttft_s ?? 0), r.t_end, r.output_tokens);
     if (typeof r.ttft_s === 'number') acc.ttft.add(r.ttft_s);
     acc.e2e.add(r.latency_s);
     for (const itl of r.itl_s ?? []) acc.itl.add(itl);
@@ -373,8 +407,8 @@ export class Summarizer {
       const energy = acc.measure ? acc.measure.summary(idlePerGpu, duration) : emptyEnergy();
       const steadyEnd = Math.min(acc.lastSend, end);
       const steadyDuration = steadyEnd - start;
-      const steadyJoules = steadyDuration > 0 ? energyAt(acc.curve, steadyEnd - start) : undefined;
-      const steadyTokens = steadyDuration > 0 ? tokensBefore(acc.tokenBins, steadyEnd - start) : 0;
+      const steadyJoules = steadyDuration > 0 ? energyAt(acc.curve.points, steadyEnd - start) : undefined;
+      const steadyTokens = steadyDuration > 0 ? acc.tokens.before(steadyEnd - start) : 0;
       const denominator = acc.n * acc.sxx - acc.sx * acc.sx;
       const beta = denominator > 0 ? (acc.n * acc.sxy - acc.sx * acc.sy) / denominator : 0;
       return {
