@@ -73,15 +73,18 @@ export function remoteRunDir(agent: InstalledAgent, runId: string): string {
   return `${agent.home}/runs/${runId}`;
 }
 
-/** Writes files into a fresh private run directory on the host. */
+/**
+ * Writes files into a fresh private run directory on the host: the job file and the run directory in
+ * the same command that receives the job (one round trip), any dataset files after it.
+ */
 export async function uploadRunFiles(agent: InstalledAgent, runDir: string, files: Map<string, Buffer | string>): Promise<void> {
   const t = agent.transport;
-  check(await t.exec(`umask 077 && mkdir -p ${shq(runDir)} && chmod 700 ${shq(runDir)}`), 'creating the run directory', t.label);
-  for (const [name, content] of files) {
-    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AgentError(`refusing to upload a file named ${JSON.stringify(name)}`, 'install');
-    const result = await t.exec(`umask 077 && cat > ${shq(`${runDir}/${name}`)}`, { stdin: content });
-    check(result, `uploading ${name}`, t.label);
-  }
+  for (const name of files.keys()) if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new AgentError(`refusing to upload a file named ${JSON.stringify(name)}`, 'install');
+  const [first, ...rest] = [...files];
+  const make = `umask 077 && mkdir -p ${shq(runDir)} && chmod 700 ${shq(runDir)}`;
+  if (!first) return void check(await t.exec(make), 'creating the run directory', t.label);
+  check(await t.exec(`${make} && cat > ${shq(`${runDir}/${first[0]}`)}`, { stdin: first[1] }), `uploading ${first[0]}`, t.label);
+  for (const [name, content] of rest) check(await t.exec(`umask 077 && cat > ${shq(`${runDir}/${name}`)}`, { stdin: content }), `uploading ${name}`, t.label);
 }
 
 /** Starts the agent detached (it outlives this connection); returns its pid. */
