@@ -13,11 +13,11 @@ import type { HostToLive } from '../src/core/view/protocol';
 import { agentEvents, DAY_RUN, pointId, type RunShape } from './events';
 import { judge, quantile, round, spread, type Figure } from './figure';
 import { hotspots, type CpuProfile } from './profile';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../scripts/chromium';
 
 const ROOT = join(__dirname, '..');
 const WEBVIEW = join(ROOT, 'dist', 'webview.js');
 /** Those of test/e2e/harness.ts, where TESTING.md explains them. */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const VIEWPORT = { width: 1400, height: 900 };
 
 /** One hour of the day run's traffic, after which the updates arrive. */
@@ -123,7 +123,7 @@ export async function liveChart(): Promise<{ p99: Figure; p50: Figure }> {
   const { snapshot, appends, state } = hostMessages();
   const timed = appends.slice(0, WARMUP_UPDATES + UPDATES);
   const dir = mkdtempSync(join(tmpdir(), 'wb-bench-live-'));
-  const browser = await chromium.launch({ executablePath: process.env.WATTBENCH_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage({ viewport: VIEWPORT });
     const { snapshotMs, times } = await measure(page, dir, snapshot, timed);

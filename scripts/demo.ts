@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './chromium';
 import { join } from 'node:path';
 
 const ROOT = join(__dirname, '..');
@@ -61,10 +62,10 @@ server.on('exit', (code) => {
 async function headlessCheck(url: string): Promise<void> {
   const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(join(DEMO, 'chromium'), {
-    executablePath: '/usr/bin/chromium',
+    executablePath: CHROMIUM_PATH,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: CHROMIUM_ARGS,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(url);

@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../scripts/chromium';
 
 export const ROOT = join(__dirname, '..', '..');
 export const CODE_SERVER_VERSION = '4.100.3';
@@ -16,7 +17,6 @@ export const CODE_SERVER_ENTRY =
 export const VSIX = join(ROOT, 'dist', 'wattbench.vsix');
 export const ARTIFACTS = join(ROOT, 'test-results', 'e2e');
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 export interface VSCodeOptions {
   /** Files to put in the workspace: relative path → content, or copied from the repo with `copy:`. */
@@ -94,7 +94,7 @@ export class VSCodeSession {
       this.server!.on('exit', (code) => reject(new Error(`code-server exited with ${code}:\n${this.output}`)));
     });
     this.context = await chromium.launchPersistentContext(join(this.dir, 'chromium'), {
-      executablePath: process.env.WATTBENCH_CHROMIUM ?? '/usr/bin/chromium',
+      executablePath: CHROMIUM_PATH,
       headless: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 1400, height: 900 },
