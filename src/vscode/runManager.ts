@@ -7,6 +7,7 @@ import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/run/events';
 import { markOrphaned, reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
 import { describeTarget, startRun } from '../core/run/start';
+import { SlurmRun } from '../core/slurm/run';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
 import type { Transport } from '../core/transport/types';
@@ -260,7 +261,8 @@ export class RunManager implements vscode.Disposable {
   async reattachAll(): Promise<void> {
     const store = this.store;
     if (!store || !vscode.workspace.isTrusted) return;
-    const { reattachable, orphaned } = runsToReattach(store);
+    const { reattachable, slurm, orphaned } = runsToReattach(store);
+    for (const meta of slurm) if (!this.active.has(meta.run_id)) this.reattachSlurm(store, meta);
     for (const meta of orphaned) {
       if (this.active.has(meta.run_id)) continue;
       markOrphaned(store, meta);
@@ -302,6 +304,41 @@ export class RunManager implements vscode.Disposable {
         bag.dispose();
         this.log.warn(`could not reattach to ${meta.run_id} on ${host}: ${(error as Error).message}`);
       }
+    }
+  }
+
+  /** A Slurm job submitted before the restart: ask Slurm how it is and read every node's events on. */
+  private reattachSlurm(store: RunStore, meta: RunMeta): void {
+    const login = meta.target.replace(/^slurm:/, '');
+    const bag = new DisposableBag();
+    const transport = this.transportFor(login);
+    bag.add({ dispose: () => transport.close() });
+    let active: ActiveRun | undefined;
+    const early: AgentEvent[] = [];
+    try {
+      const tracker = new LiveTracker({ runId: meta.run_id, title: `${meta.config_name} on ${meta.target}`, target: meta.target, points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })) });
+      for (const e of readEventsSync(store.dirOf(meta.run_id))) tracker.add(e);
+      const run = SlurmRun.reattach({ store, runId: meta.run_id, transport, agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath), logger: this.log, listener: this.listenerFor(() => active, early) });
+      active = {
+        id: meta.run_id,
+        configName: meta.config_name,
+        target: meta.target,
+        tracker,
+        bag,
+        cancel: () => run.cancel(),
+        detach: () => run.detach(),
+        done: run.done,
+        summarize: () => run.summarizer.result(),
+        watts: 0,
+        pointsDone: tracker.state.points.filter((p) => p.status !== 'pending' && p.status !== 'running').length,
+        pointsTotal: meta.points.length,
+      };
+      early.splice(0).forEach((e) => this.onEvent(active!, e));
+      this.track(active);
+      void vscode.window.showInformationMessage(`Wattbench: following Slurm job ${meta.slurm?.job_id} (${meta.config_name}) again.`);
+    } catch (error) {
+      bag.dispose();
+      this.log.warn(`could not reattach to Slurm run ${meta.run_id}: ${(error as Error).message}`);
     }
   }
 

@@ -100,6 +100,22 @@ describe('Slurm', { concurrency: false }, () => {
     assert.ok(outcome.summary.points.every((p) => p.energy.per_gpu.length === 2 && p.energy.total_j > 0));
   });
 
+  it('follows a job again after a restart, from every node\'s stored offset, losing nothing', async () => {
+    const { run, events } = slurmRun('    login: login\n    nodes: 1', { workload: { num_prompts: 12, concurrency: 1 }, sweep: '  concurrency: [1]' });
+    await waitFor(() => events.some((e) => e.type === 'request'), 90_000, 'the job to measure');
+    run.detach();
+    await run.done.catch(() => undefined);
+    const transport = SshTransport.forHost('login', { configPath: lab.sshConfig, home: lab.home });
+    transports.push(transport);
+    const again = SlurmRun.reattach({ store: (run as unknown as { options: { store: RunStore } }).options.store, runId: run.id, transport, agentSource: AGENT, pollMs: 500 });
+    const outcome = await again.done;
+    assert.equal(outcome.status, 'ok', again.writer.meta.error);
+    assert.equal(outcome.summary.points[0].requests.ok, 12);
+    const seqs = readEventsSync(again.writer.dir).map((e) => e.seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i), 'node 0\'s events once each, in order');
+    assert.ok(again.writer.meta.notes.some((n) => /reattached to Slurm job/.test(n)));
+  });
+
   it('cancels a running job with scancel and keeps what was measured', async () => {
     const { run, events } = slurmRun('    login: login\n    nodes: 1', { workload: { num_prompts: 200, concurrency: 1 }, sweep: '  concurrency: [1]' });
     await waitFor(() => events.some((e) => e.type === 'request'), 90_000, 'the job to measure');

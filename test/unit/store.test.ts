@@ -36,18 +36,19 @@ describe('the workspace results store', () => {
     assert.throws(() => store.dirOf('../../etc'), /not a run id/);
   });
 
-  it('reattaches single-host runs and marks several-host and Slurm runs it cannot follow', () => {
+  it('reattaches single-host runs and Slurm jobs, and marks several-host runs it cannot follow', () => {
     const handle = { host: 'h', runDir: '/r', pid: 42, offset: 0, nextSeq: 0 };
     store.create(meta('single', { remotes: [handle] }), '').close();
     store.create(meta('multi', { remotes: [{ ...handle, node: 'a' }, { ...handle, node: 'b' }] }), '').close();
     store.create(meta('slurm', { remotes: [{ ...handle, pid: undefined, node: 'node-0' }], slurm: { job_id: '7' } }), '').close();
     store.create(meta('done', { status: 'ok', remotes: [handle] }), '').close();
-    const { reattachable, orphaned } = runsToReattach(store);
+    const { reattachable, slurm, orphaned } = runsToReattach(store);
     assert.deepEqual(reattachable.map((m) => m.run_id), ['single']);
-    assert.deepEqual(orphaned.map((m) => m.run_id).sort(), ['multi', 'slurm']);
-    markOrphaned(store, orphaned.find((m) => m.run_id === 'slurm')!);
-    const marked = store.get('slurm')!.meta;
+    assert.deepEqual(slurm.map((m) => m.run_id), ['slurm']);
+    assert.deepEqual(orphaned.map((m) => m.run_id), ['multi']);
+    markOrphaned(store, orphaned[0]);
+    const marked = store.get('multi')!.meta;
     assert.equal(marked.status, 'lost');
-    assert.match(marked.error ?? '', /may still be running on Slurm job 7/);
+    assert.match(marked.error ?? '', /may still be running on h/);
   });
 });

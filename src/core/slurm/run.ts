@@ -4,12 +4,14 @@
  * Slurm is the scheduler; Wattbench only asks it.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config';
 import type { SlurmTargetSpec } from '../config/model';
 import { buildJob } from '../run/job';
 import { installAgent, uploadRunFiles, fetchText, type InstalledAgent } from '../run/remote';
 import { AgentFollower, createRunRecord, type RunOutcome, type RunSpec } from '../run/session';
 import { Summarizer } from '../run/summarize';
-import type { RemoteHandle, RunStatus, RunWriter } from '../store/store';
+import { readEventsSync, type RemoteHandle, type RunStatus, type RunWriter } from '../store/store';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
@@ -31,15 +33,29 @@ export class SlurmRun {
   readonly done: Promise<RunOutcome>;
   private jobId?: string;
   private cancelled = false;
+  private detached = false;
   private info?: SlurmJobInfo;
   private readonly followers: AgentFollower[] = [];
   private readonly log: Logger;
 
-  constructor(private readonly options: SlurmRunOptions) {
+  /** `existing`: a run already submitted, to follow again (reattach); otherwise a new one is submitted. */
+  constructor(
+    private readonly options: SlurmRunOptions,
+    existing?: RunWriter,
+  ) {
     this.log = options.logger ?? silentLogger;
-    ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, `slurm:${options.slurm.login}`));
+    if (existing) {
+      this.writer = existing;
+      this.summarizer = new Summarizer({ cost: options.config.cost, powerCaps: Object.fromEntries(options.points.map((p) => [p.id, p.powerCapW])) });
+      for (const event of readEventsSync(existing.dir)) {
+        this.summarizer.add(event);
+        const handle = existing.meta.remotes.find((h) => h.node === event.node);
+        if (handle) handle.nextSeq = Math.max(handle.nextSeq, event.seq + 1);
+      }
+      this.jobId = existing.meta.slurm?.job_id;
+    } else ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, `slurm:${options.slurm.login}`));
     this.id = this.writer.id;
-    this.done = this.execute().catch((error: Error) => {
+    this.done = (existing ? this.resume() : this.execute()).catch((error: Error) => {
       const summary = this.summarizer.result();
       this.writer.writeSummary(summary);
       this.writer.updateMeta({ status: 'error', ended: new Date().toISOString(), error: error.message });
@@ -74,7 +90,23 @@ export class SlurmRun {
     this.writer.note(`submitted Slurm job ${jobId} from ${transport.label}`);
     this.log.info(`run ${this.id}: Slurm job ${jobId} submitted`);
     if (this.cancelled) await this.scancel();
+    return this.followJob(agent, runDir);
+  }
 
+  /** Picks up a submitted job after a restart: the stored offsets say where each node's events resume. */
+  private async resume(): Promise<RunOutcome> {
+    if (!this.jobId) throw new SlurmError(`run ${this.id} has no Slurm job to follow`);
+    const agent = await installAgent(this.options.transport, this.options.agentSource);
+    const runDir = `${this.options.slurm.workdir ?? agent.home}/runs/${this.id}`;
+    this.writer.note(`reattached to Slurm job ${this.jobId}; resuming every node's events from the stored offsets`);
+    this.writer.updateMeta({ status: 'running' });
+    return this.followJob(agent, runDir);
+  }
+
+  private async followJob(agent: InstalledAgent, runDir: string): Promise<RunOutcome> {
+    const { slurm } = this.options;
+    const listener = this.options.listener ?? {};
+    const jobId = this.jobId!;
     // Wait for the job to start (or to end without starting).
     let info = await this.poll();
     while (!TERMINAL_STATES.has(info.state) && info.state === 'PENDING') {
@@ -85,13 +117,17 @@ export class SlurmRun {
     const nodes = Math.max(1, info.numNodes ?? slurm.nodes);
     listener.onPhase?.('running', `Slurm job ${jobId} on ${info.nodeList ?? `${nodes} node(s)`}`);
     for (let i = 0; i < nodes; i++) {
-      const handle: RemoteHandle = { host: slurm.login, runDir: `${runDir}/node-${i}`, offset: 0, nextSeq: 0, node: `node-${i}` };
-      this.writer.updateMeta((m) => m.remotes.push(handle));
+      let handle = this.writer.meta.remotes.find((h) => h.node === `node-${i}`);
+      if (!handle) {
+        const fresh: RemoteHandle = { host: slurm.login, runDir: `${runDir}/node-${i}`, offset: 0, nextSeq: 0, node: `node-${i}` };
+        this.writer.updateMeta((m) => m.remotes.push(fresh));
+        handle = fresh;
+      }
       this.followers.push(new AgentFollower(agent, this.writer, handle, this.summarizer, listener, this.options));
     }
     let finished = TERMINAL_STATES.has(info.state);
     const watcher = (async () => {
-      while (!finished) {
+      while (!finished && !this.detached) {
         await sleep(this.options.pollMs ?? 1000);
         info = await this.poll().catch(() => info);
         finished = TERMINAL_STATES.has(info.state);
@@ -99,6 +135,14 @@ export class SlurmRun {
     })();
     const followed = await Promise.all(this.followers.map((f) => f.followByPolling(async () => finished, 500)));
     await watcher;
+    if (this.detached) {
+      // The job goes on; the next start follows it again from the offsets just written.
+      const summary = this.summarizer.result();
+      this.writer.writeSummary(summary);
+      this.writer.close();
+      this.options.listener?.onPhase?.('detached');
+      return { status: 'detached', summary };
+    }
     return this.finish(agent, runDir, info, followed.every(Boolean));
   }
 
@@ -161,6 +205,22 @@ export class SlurmRun {
     return { status, summary };
   }
 
+  /** Follows a stored Slurm run again after the extension or CLI restarted. */
+  static reattach(base: Omit<SlurmRunOptions, 'configText' | 'config' | 'points' | 'slurm' | 'resolveLocal'> & { runId: string }): SlurmRun {
+    const writer = base.store.open(base.runId);
+    const configText = readFileSync(join(writer.dir, 'config.yaml'), 'utf8');
+    const loaded = loadConfig(configText);
+    if (!loaded.config || loaded.config.target.kind !== 'slurm') {
+      writer.close();
+      throw new SlurmError(`run ${base.runId}: its stored config is not a valid Slurm config any more`);
+    }
+    const ids = new Set(writer.meta.points.map((p) => p.id));
+    return new SlurmRun(
+      { ...base, configText, config: loaded.config, points: loaded.points.filter((p) => ids.has(p.id)), slurm: loaded.config.target.slurm, resolveLocal: (p) => p },
+      writer,
+    );
+  }
+
   private async scancel(): Promise<void> {
     if (this.jobId) await this.options.transport.exec(`scancel ${shq(this.jobId)}`);
   }
@@ -172,6 +232,7 @@ export class SlurmRun {
   }
 
   detach(): void {
+    this.detached = true;
     for (const f of this.followers) f.detach();
   }
 }
