@@ -14,7 +14,8 @@ import { silentLogger, type Logger } from '../util/logger';
 import type { AgentEvent } from './events';
 import { buildJob } from './job';
 import { installAgent, remoteRunDir, startAgent, uploadRunFiles, type InstalledAgent } from './remote';
-import { AgentFollower, createRunRecord, type RunListener, type RunOutcome, type RunSpec } from './session';
+import { AgentFollower, type RunListener, type RunOutcome } from './follower';
+import { createRunRecord, type RunSpec } from './session';
 import { Summarizer } from './summarize';
 
 export interface MultiHostOptions extends RunSpec {
