@@ -2088,34 +2088,42 @@ class Sampler(threading.Thread):
         self.events = events
         self.current_point = current_point
         self._stop_event = threading.Event()
+        self._sample_lock = threading.Lock()
+        self._last_t = None  # type: Optional[float]
 
     def run(self) -> None:
         next_tick = time.monotonic()
-        last_t = None  # type: Optional[float]
         last_warning = 0.0
         while not self._stop_event.is_set():
             try:
-                t, rows = self.telemetry.sample(self.indices)
+                self.sample_now()
             except Exception as e:  # one bad reading must not end the measurement
                 if time.monotonic() - last_warning > 30:
                     last_warning = time.monotonic()
                     self.events.emit("log", level="warn", msg="GPU sampling failed: %s" % e, source="agent")
-            else:
-                fields = {"gpus": rows}  # type: Dict[str, Any]
-                point = self.current_point()
-                if point is not None:
-                    fields["point"] = point
-                fields["dt_s"] = round(t - last_t, 6) if last_t is not None else 0.0
-                requests = self.inflight() if self.inflight is not None else None
-                if requests is not None:
-                    fields["inflight"] = requests
-                self.events.emit("sample", t=t, **fields)
-                last_t = t
             next_tick += self.interval_s
             now = time.monotonic()
             if next_tick < now:
                 next_tick = now
             self._stop_event.wait(next_tick - now)
+
+    def sample_now(self) -> float:
+        """Takes and writes one sample at once; returns its time. Called by the sampling thread on its
+        ticks, and by the run at the edges of a measure window, so that a sample falls exactly on each
+        edge and no sampling interval straddles one (what power did inside such an interval is unknown)."""
+        with self._sample_lock:
+            t, rows = self.telemetry.sample(self.indices)
+            fields = {"gpus": rows}  # type: Dict[str, Any]
+            point = self.current_point()
+            if point is not None:
+                fields["point"] = point
+            fields["dt_s"] = round(t - self._last_t, 6) if self._last_t is not None else 0.0
+            requests = self.inflight() if self.inflight is not None else None
+            if requests is not None:
+                fields["inflight"] = requests
+            self.events.emit("sample", t=t, **fields)
+            self._last_t = t
+            return t
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -2304,6 +2312,12 @@ class AgentRun:
         if point is not None:
             fields["point"] = point.id
             fields["repeat"] = repeat
+        if phase in ("measure", "cooldown") and self.sampler is not None:
+            # The measure window's edges get a sample of their own, taken at the edge's time.
+            try:
+                fields["t"] = self.sampler.sample_now()
+            except Exception as e:
+                self.diag.write("edge sample failed: %s" % e)
         self.events.emit("phase", **fields)
 
     # --- start-up ---

@@ -183,3 +183,25 @@ describe('steady-state bookkeeping stays bounded', () => {
     close(tokens.before(43_200), 100 * 43_200, 0.01, 'tokens in the first half day');
   });
 });
+
+describe('samples written just after the event that opens or closes a window', () => {
+  it('count exactly the part of their interval inside the window', () => {
+    // 100 W constant, one GPU, samples every 0.1 s. The agent writes `measure` (t = 1.02) and
+    // `cooldown` (t = 2.09) after samples it took later (t = 1.1, 2.1), so those come first in the file.
+    const events: Omit<AgentEvent, 'seq' | 'v'>[] = [
+      { type: 'hello', t: 0, run_id: 'r', host: 'h', agent_version: 't', pid: 1, telemetry: { source: 'sim', interval_s: 0.1 }, simulated: true, gpus: [{ index: 0, name: 'G' }] } as never,
+    ];
+    const sample = (t: number) => ({ type: 'sample', t, gpus: [{ i: 0, p_w: 100, e_j: 100 * t }] }) as never;
+    for (let k = 0; k <= 30; k++) {
+      const t = k / 10;
+      if (Math.abs(t - 1.1) < 1e-9) events.push(sample(t), { type: 'phase', t: 1.02, phase: 'measure', point: 'p' } as never);
+      else if (Math.abs(t - 2.1) < 1e-9) events.push(sample(t), { type: 'phase', t: 2.09, phase: 'cooldown', point: 'p' } as never);
+      else events.push(sample(t));
+    }
+    const numbered = events.map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+    const counter = summarize(numbered).points[0];
+    close(counter.energy.total_j, 107, 1e-9, 'counter: 100 W × 1.07 s');
+    const sampled = summarize(numbered.map((e) => (e.type === 'sample' ? { ...e, gpus: e.gpus.map(({ e_j: _, ...g }) => g) } : e))).points[0];
+    close(sampled.energy.total_j, 107, 1e-9, 'samples: 100 W × 1.07 s');
+  });
+});

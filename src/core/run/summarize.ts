@@ -86,24 +86,34 @@ class EnergyWindow {
   constructor(readonly start: number) {}
 
   /** `averaged`: s1.p is the mean power over [t0, t1] (not a reading at t1), so it integrates as a step. */
-  addSegment(gpu: string, t0: number, s0: Sample, t1: number, s1: Sample, averaged = false): void {
-    const a = Math.max(t0, this.start);
-    const b = Math.min(t1, this.end);
+  addSegment(gpu: string, seg: Segment, averaged = false): void {
+    this.account(gpu, seg, Math.max(seg.t0, this.start), Math.min(seg.t1, this.end), averaged, 1);
+  }
+
+  /**
+   * The window was closed at a time inside a segment it had already taken whole (the agent took that
+   * sample just before it wrote the event that ends the window): give back the part after the end.
+   */
+  trimAfterEnd(gpu: string, seg: Segment, averaged = false): void {
+    this.account(gpu, seg, Math.max(seg.t0, this.start, this.end), seg.t1, averaged, -1);
+  }
+
+  private account(gpu: string, { t0, s0, t1, s1 }: Segment, a: number, b: number, averaged: boolean, sign: 1 | -1): void {
     if (!(b > a) || !(t1 > t0)) return;
     const at = (t: number, v0: number, v1: number) => v0 + ((v1 - v0) * (t - t0)) / (t1 - t0);
     let acc = this.gpus.get(gpu);
     if (!acc) this.gpus.set(gpu, (acc = { energy: 0, time: 0, peak: 0, counterSegments: 0, integralSegments: 0 }));
     const counterUsable = s0.e !== undefined && s1.e !== undefined && s1.e >= s0.e;
     if (counterUsable) {
-      acc.energy += at(b, s0.e!, s1.e!) - at(a, s0.e!, s1.e!);
-      acc.counterSegments++;
+      acc.energy += sign * (at(b, s0.e!, s1.e!) - at(a, s0.e!, s1.e!));
+      if (sign > 0) acc.counterSegments++;
     } else {
-      acc.energy += averaged ? s1.p * (b - a) : ((at(a, s0.p, s1.p) + at(b, s0.p, s1.p)) / 2) * (b - a);
-      acc.integralSegments++;
+      acc.energy += sign * (averaged ? s1.p * (b - a) : ((at(a, s0.p, s1.p) + at(b, s0.p, s1.p)) / 2) * (b - a));
+      if (sign > 0) acc.integralSegments++;
     }
-    acc.time += b - a;
-    if (t1 <= this.end && t1 >= this.start) acc.peak = Math.max(acc.peak, s1.p);
-    if (t0 >= this.start && t0 <= this.end) acc.peak = Math.max(acc.peak, s0.p);
+    acc.time += sign * (b - a);
+    if (sign > 0 && t1 <= this.end && t1 >= this.start) acc.peak = Math.max(acc.peak, s1.p);
+    if (sign > 0 && t0 >= this.start && t0 <= this.end) acc.peak = Math.max(acc.peak, s0.p);
   }
 
   totalEnergy(): number {
@@ -135,6 +145,14 @@ class EnergyWindow {
 interface Sample {
   p: number;
   e?: number;
+}
+
+/** Two consecutive samples of one GPU. */
+interface Segment {
+  t0: number;
+  s0: Sample;
+  t1: number;
+  s1: Sample;
 }
 
 /** Starting resolution of the steady-state bookkeeping, in seconds; it coarsens as a point runs long. */
@@ -247,6 +265,12 @@ export interface SummarizeOptions {
 export class Summarizer {
   private readonly points = new Map<string, PointAccumulator>();
   private readonly lastSample = new Map<string, { t: number; s: Sample }>();
+  /**
+   * The newest segment of each GPU. The agent timestamps a sample before it writes it, so a sample can
+   * land just after the event that opens or closes a window at an earlier time: windows opened or
+   * closed inside a segment already counted take or give back their part of it.
+   */
+  private readonly lastSegment = new Map<string, { seg: Segment; averaged: boolean }>();
   private readonly openWindows = new Set<EnergyWindow>();
   private readonly whole = new EnergyWindow(-Infinity);
   /** Idle windows: one per agent (each node or host of a run measures its own). */
@@ -316,12 +340,16 @@ export class Summarizer {
   private open(start: number): EnergyWindow {
     const window = new EnergyWindow(start);
     this.openWindows.add(window);
+    for (const [gpu, { seg, averaged }] of this.lastSegment) if (seg.t1 > start) window.addSegment(gpu, seg, averaged);
     return window;
   }
 
   private close(window: EnergyWindow | undefined, t: number): void {
-    if (window && window.end === Infinity) window.end = t;
+    if (!window || window.end !== Infinity) return;
+    window.end = t;
+    for (const [gpu, { seg, averaged }] of this.lastSegment) if (seg.t1 > t) window.trimAfterEnd(gpu, seg, averaged);
   }
+
 
   private onPhase(phase: string, pointId: string | undefined, t: number): void {
     if (this.baseline && this.baseline.end === Infinity && phase !== 'baseline') this.close(this.baseline, t);
@@ -342,8 +370,12 @@ export class Summarizer {
       const key = event.node ? `${event.node}:${g.i}` : String(g.i);
       const sample: Sample = { p: g.p_w, e: typeof g.e_j === 'number' && Number.isFinite(g.e_j) ? g.e_j : undefined };
       const previous = this.lastSample.get(key);
-      if (previous && event.t > previous.t)
-        for (const window of this.openWindows) window.addSegment(key, previous.t, previous.s, event.t, sample, this.averagedNodes.has(event.node ?? ''));
+      if (previous && event.t > previous.t) {
+        const seg: Segment = { t0: previous.t, s0: previous.s, t1: event.t, s1: sample };
+        const averaged = this.averagedNodes.has(event.node ?? '');
+        this.lastSegment.set(key, { seg, averaged });
+        for (const window of this.openWindows) window.addSegment(key, seg, averaged);
+      }
       if (!previous || event.t > previous.t) this.lastSample.set(key, { t: event.t, s: sample });
     }
     for (const acc of this.points.values()) {
