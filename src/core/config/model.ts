@@ -111,4 +111,8 @@ export interface ResolvedPoint {
   powerCapW?: number;
 }
 
+/**
+ * Used when neither the config nor the settings say: round figures, meant to be replaced. PUE 1 counts
+ * the GPUs' own energy, which is what Wattbench measures. The one place cost defaults live.
+ */
 export const DEFAULT_COST: CostSettings = { usdPerKwh: 0.15, gco2PerKwh: 400, pue: 1.0, usdPerGpuHour: 2.5 };

@@ -8,5 +8,4 @@ export * from './simprofile';
 export * from './profile';
 export * from './calibrate';
 export * from './idealized';
-export * from './cost';
 export { nelderMead, leastSquares } from './optimize';
