@@ -14,10 +14,6 @@ export class DisposableBag implements vscode.Disposable {
     return item;
   }
 
-  get isDisposed(): boolean {
-    return this.disposed;
-  }
-
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;

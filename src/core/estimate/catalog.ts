@@ -99,11 +99,6 @@ export function listModels(): ModelShape[] {
   return MODELS.map((m) => ({ ...m }));
 }
 
-/** Where each catalog model's shape comes from (Hugging Face config / paper). */
-export function modelSource(id: string): string | undefined {
-  return MODEL_RECORDS.find((r) => r.id === id)?.source;
-}
-
 /** Case-, dash- and punctuation-insensitive key: "A100-80GB", "a100 80gb" and "a100_80GB" are one key. */
 export function normalizeKey(s: string): string {
   return s.toLowerCase().replace(/[^a-z0-9]/g, '');

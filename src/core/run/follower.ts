@@ -4,6 +4,7 @@
  */
 import type { RunStatus, RunWriter, RemoteHandle } from '../store/store';
 import { silentLogger, type Logger } from '../util/logger';
+import { sleep } from '../util/sleep';
 import type { AgentEvent } from './events';
 import {
   fetchText,
@@ -253,8 +254,4 @@ export class AgentFollower {
     this.detached = true;
     this.stopCurrentTail?.();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

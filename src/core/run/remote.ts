@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { shq } from '../transport/shell';
 import type { ExecResult, StreamingExec, Transport } from '../transport/types';
 import { TransportError } from '../transport/types';
@@ -21,10 +20,6 @@ export class AgentError extends Error {
     super(message);
     this.name = 'AgentError';
   }
-}
-
-export function agentSourcePath(extensionRoot: string): string {
-  return join(extensionRoot, 'agent', 'wattbench_agent.py');
 }
 
 export interface InstalledAgent {
@@ -148,23 +143,6 @@ export async function stopLeftoverServer(transport: Transport, runDir: string): 
 export async function fetchText(transport: Transport, path: string, maxBytes = 1 << 20): Promise<string | undefined> {
   const result = await transport.exec(`test -f ${shq(path)} && tail -c ${Math.trunc(maxBytes)} ${shq(path)}`);
   return result.code === 0 ? result.stdout : undefined;
-}
-
-export interface RemoteRunInfo {
-  run_id: string;
-  run_dir: string;
-  pid: number | null;
-  alive: boolean;
-  status: string;
-}
-
-/** Runs the agent knows about on this host (for reattaching after a restart). */
-export async function listRemoteRuns(agent: InstalledAgent): Promise<RemoteRunInfo[]> {
-  const result = await agent.transport.exec(`test -d ${shq(`${agent.home}/runs`)} || exit 0; python3 ${shq(agent.path)} list-runs --root ${shq(`${agent.home}/runs`)}`);
-  return result.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as RemoteRunInfo);
 }
 
 export function isDisconnect(error: unknown): boolean {

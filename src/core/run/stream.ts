@@ -44,11 +44,6 @@ export class EventStream {
     this.partial = Buffer.from(data);
   }
 
-  /** Bytes received after the last newline: a line still being written. */
-  get pendingBytes(): number {
-    return this.partial.length;
-  }
-
   /** Forgets a half-received line, as when a connection drops and the tail restarts at `offset`. */
   resetPartial(): void {
     this.partial = Buffer.alloc(0);
