@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readEvents, readMeta } from '../core/store/store';
-import { Summarizer } from '../core/run/summarize';
+import { summarizerForStoredRun } from '../core/run/session';
 import { summaryTable } from './format';
 import { type CliIO, parseArgs, UsageError } from './io';
 import { summaryCsv } from '../core/store/csv';
@@ -19,7 +19,7 @@ export async function reportCommand(argv: string[], io: CliIO): Promise<number> 
     return 1;
   }
   const meta = readMeta(dir);
-  const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
+  const summarizer = summarizerForStoredRun(dir, meta);
   const requests: AgentEvent[] = [];
   for await (const event of readEvents(dir)) {
     summarizer.add(event);

@@ -59,6 +59,27 @@ describe('wattbench CLI: validate and expand', () => {
     assert.equal(parsed.points[4].workload.concurrency, 64);
   });
 
+  it('report re-summarises a stored run priced with the cost settings it ran with', async () => {
+    const { RunStore } = await import('../../src/core/store/store');
+    const store = RunStore.forWorkspace(dir);
+    const writer = store.create(
+      { run_id: 'priced', config_name: 'p', target: 'local', status: 'ok', started: new Date().toISOString(), points: [{ id: 'default', label: 'single point', params: {} }], remotes: [], notes: [] },
+      'name: p\nserver: { sim: true }\nmodel: { id: m }\ncost: { usd_per_kwh: 3.6, pue: 2 }\n',
+    );
+    const line = (seq: number, e: object) => JSON.stringify({ v: 1, seq, ...e });
+    writer.appendLines([
+      line(0, { t: 0, type: 'phase', phase: 'measure', point: 'default' }),
+      line(1, { t: 0, type: 'sample', gpus: [{ i: 0, p_w: 1000, e_j: 0 }] }),
+      line(2, { t: 3.6, type: 'sample', gpus: [{ i: 0, p_w: 1000, e_j: 3600 }] }),
+      line(3, { t: 3.6, type: 'phase', phase: 'cooldown', point: 'default' }),
+    ]);
+    writer.close();
+    const r = await cli('report', writer.dir, '--json');
+    assert.equal(r.code, 0, r.err);
+    // 3600 J = 1 Wh; × PUE 2 × $3.6/kWh = $0.0072.
+    assert.ok(Math.abs(JSON.parse(r.out).points[0].cost.usd - 0.0072) < 1e-12, r.out.slice(0, 300));
+  });
+
   it('unknown commands and missing arguments are usage errors (exit 2)', async () => {
     assert.equal((await cli('frobnicate')).code, 2);
     const r = await cli('expand');

@@ -3,7 +3,9 @@
  * (resuming by byte offset after a dropped connection), summarise as it goes, and cancel cleanly.
  * The extension, the CLI and the multi-host scheduler all drive runs through this.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config';
 import type { ResolvedConfig, ResolvedPoint } from '../config/model';
 import type { RunMeta, RunStatus, RunStore, RunWriter, RemoteHandle } from '../store/store';
 import { newRunId, readEventsSync } from '../store/store';
@@ -47,8 +49,23 @@ export function createRunRecord(spec: RunSpec, target: string, id = newRunId(spe
     },
     spec.configText,
   );
-  const summarizer = new Summarizer({ cost: spec.config.cost, powerCaps: Object.fromEntries(spec.points.map((p) => [p.id, p.powerCapW])) });
-  return { writer, summarizer };
+  return { writer, summarizer: summarizerFor(spec.config, spec.points) };
+}
+
+/** A summarizer priced with the config's cost settings, showing each point's power cap. */
+export function summarizerFor(config: ResolvedConfig, points: ResolvedPoint[]): Summarizer {
+  return new Summarizer({ cost: config.cost, powerCaps: Object.fromEntries(points.map((p) => [p.id, p.powerCapW])) });
+}
+
+/**
+ * The summarizer for a stored run, priced as it was when it ran (from its config.yaml), so re-summarising
+ * gives the figures the run itself wrote.
+ */
+export function summarizerForStoredRun(dir: string, meta: RunMeta): Summarizer {
+  const configPath = join(dir, 'config.yaml');
+  const loaded = existsSync(configPath) ? loadConfig(readFileSync(configPath, 'utf8')) : undefined;
+  if (loaded?.config) return summarizerFor(loaded.config, loaded.points);
+  return new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
 }
 
 export interface StartOptions extends RunSpec {
@@ -180,7 +197,7 @@ export async function reattachRun(options: ReattachOptions): Promise<{ writer: R
   const meta = writer.meta;
   const handle = meta.remotes[0];
   if (!handle?.pid) throw new Error(`run ${options.runId} has no agent to reattach to`);
-  const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
+  const summarizer = summarizerForStoredRun(writer.dir, meta);
   let lastSeq = -1;
   for (const event of readEventsSync(writer.dir)) {
     summarizer.add(event);

@@ -10,12 +10,13 @@ import type { SlurmTargetSpec } from '../config/model';
 import { buildJob } from '../run/job';
 import { installAgent, uploadRunFiles, fetchText, type InstalledAgent } from '../run/remote';
 import { AgentFollower, type RunOutcome } from '../run/follower';
-import { createRunRecord, type RunSpec } from '../run/session';
-import { Summarizer } from '../run/summarize';
+import { createRunRecord, summarizerFor, type RunSpec } from '../run/session';
+import type { Summarizer } from '../run/summarize';
 import { readEventsSync, type RemoteHandle, type RunStatus, type RunWriter } from '../store/store';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
+import { sleep } from '../util/sleep';
 import { parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from './sbatch';
 
 export interface SlurmRunOptions extends RunSpec {
@@ -47,7 +48,7 @@ export class SlurmRun {
     this.log = options.logger ?? silentLogger;
     if (existing) {
       this.writer = existing;
-      this.summarizer = new Summarizer({ cost: options.config.cost, powerCaps: Object.fromEntries(options.points.map((p) => [p.id, p.powerCapW])) });
+      this.summarizer = summarizerFor(options.config, options.points);
       for (const event of readEventsSync(existing.dir)) {
         this.summarizer.add(event);
         const handle = existing.meta.remotes.find((h) => h.node === event.node);
@@ -236,8 +237,4 @@ export class SlurmRun {
     this.detached = true;
     for (const f of this.followers) f.detach();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
