@@ -51,7 +51,12 @@ export function activate(context: vscode.ExtensionContext): void {
     bag.add(watcher.onDidCreate(reload));
     bag.add(watcher.onDidDelete(reload));
   }
-  bag.add(vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('wattbench.hosts') && hostsTree.refresh()));
+  bag.add(
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('wattbench.hosts')) hostsTree.refresh();
+      if (e.affectsConfiguration('wattbench.cost')) estimates.settingsChanged();
+    }),
+  );
   bag.add(vscode.workspace.onDidGrantWorkspaceTrust(() => void manager.reattachAll()));
   void manager.reattachAll();
   log.info('Wattbench activated');

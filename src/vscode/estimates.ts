@@ -38,6 +38,13 @@ export class EstimateService implements vscode.Disposable {
     return entry;
   }
 
+  /** The cost settings changed: every config's prices are stale. */
+  settingsChanged(): void {
+    this.configs.clear();
+    this.cache.clear();
+    this.changed.fire();
+  }
+
   /** Fires after the user stops typing, so lenses and hints refresh without blocking keystrokes. */
   documentChanged(): void {
     this.changed.fire();

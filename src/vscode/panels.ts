@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { summaryCsv } from '../core/store/csv';
-import { readEvents, readMeta, readSummary, type RunStore } from '../core/store/store';
-import { Summarizer } from '../core/run/summarize';
+import { readEvents, readEventsSync, readMeta, readSummary, type RunStore } from '../core/store/store';
+import { summarizerForStoredRun } from '../core/run/session';
 import { denoisedFits } from '../core/run/denoised';
 import type { AgentEvent } from '../core/run/events';
-import { LiveTracker } from '../core/view/live';
+import { trackerFromEvents, type LiveTracker } from '../core/view/live';
 import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/view/protocol';
 import { DisposableBag } from './disposable';
 import type { RunManager } from './runManager';
@@ -102,7 +102,7 @@ export class LivePanel {
 
   private async sendSnapshot(): Promise<void> {
     let tracker = this.tracker();
-    if (!tracker) tracker = this.standalone = await trackerFromStore(this.manager.store, this.runId);
+    if (!tracker) tracker = this.standalone = trackerFromStore(this.manager.store, this.runId);
     if (tracker) void this.panel.webview.postMessage(tracker.snapshot() satisfies HostToLive);
   }
 
@@ -122,11 +122,10 @@ export class LivePanel {
   }
 }
 
-async function trackerFromStore(store: RunStore | undefined, runId: string): Promise<LiveTracker | undefined> {
+function trackerFromStore(store: RunStore | undefined, runId: string): LiveTracker | undefined {
   if (!store?.get(runId)) return undefined;
   const meta = readMeta(store.dirOf(runId));
-  const tracker = new LiveTracker({ runId, title: `${meta.config_name} on ${meta.target}`, target: meta.target, points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })) });
-  for await (const event of readEvents(store.dirOf(runId))) tracker.add(event);
+  const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(runId)));
   const summary = readSummary(store.dirOf(runId));
   if (summary) tracker.setSummary(summary);
   tracker.setStatus(meta.status === 'running' ? 'detached' : meta.status === 'lost' ? 'error' : meta.status, meta.error);
@@ -137,7 +136,7 @@ async function trackerFromStore(store: RunStore | undefined, runId: string): Pro
 export async function loadResultRun(store: RunStore, runId: string): Promise<ResultRun> {
   const dir = store.dirOf(runId);
   const meta = readMeta(dir);
-  const summarizer = new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
+  const summarizer = summarizerForStoredRun(dir, meta);
   const power: { t: number; w: number }[] = [];
   const requests: AgentEvent[] = [];
   let t0 = 0;

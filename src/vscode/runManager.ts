@@ -1,17 +1,15 @@
-import { existsSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import * as vscode from 'vscode';
-import { hasErrors, loadConfig, type LoadedConfig } from '../core/config';
-import { estimateConfig } from '../core/estimate/config-estimate';
+import { hasErrors } from '../core/config';
 import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/run/events';
 import { markOrphaned, reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
-import { describeTarget, startRun } from '../core/run/start';
+import { describeTarget, startRun, type RunHandle } from '../core/run/start';
 import { SlurmRun } from '../core/slurm/run';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
 import type { Transport } from '../core/transport/types';
-import { LiveTracker } from '../core/view/live';
+import { LiveTracker, trackerFromEvents } from '../core/view/live';
 import type { RunSummary } from '../core/run/summarize';
 import type { PointInfo } from '../core/view/protocol';
 import { DisposableBag } from './disposable';
@@ -90,8 +88,9 @@ export class RunManager implements vscode.Disposable {
     }
     const document = await vscode.workspace.openTextDocument(uri);
     const text = document.getText();
-    const loaded: LoadedConfig = loadConfig(text, { fileExists: (p) => existsSync(resolve(dirname(uri.fsPath), p)) });
-    if (hasErrors(loaded.diagnostics) || !loaded.config) {
+    // The editor's parse and estimate of this version of the file: the same ones its CodeLens shows.
+    const { loaded, estimate } = this.estimates.get(document);
+    if (hasErrors(loaded.diagnostics) || !loaded.config || !estimate) {
       const first = loaded.diagnostics.find((d) => d.severity === 'error')!;
       const choice = await vscode.window.showErrorMessage(`Wattbench: ${vscode.workspace.asRelativePath(uri)}:${first.range.start.line + 1}: ${first.message}`, 'Open the config');
       if (choice) {
@@ -105,10 +104,9 @@ export class RunManager implements vscode.Disposable {
     const config = loaded.config;
     const target = describeTarget(config, host);
     const points = pointIds ? loaded.points.filter((p) => pointIds.includes(p.id)) : loaded.points;
-    const estimate = estimateConfig(config, points, this.estimates.calibration);
     const predictions: RunMeta['predictions'] = {};
     for (const e of estimate.points)
-      if (e.prediction)
+      if (e.prediction && points.some((p) => p.id === e.point))
         predictions[e.point] = {
           runtime_s: e.prediction.runtime_s,
           j_per_output_token: e.prediction.j_per_output_token,
@@ -133,7 +131,7 @@ export class RunManager implements vscode.Disposable {
           store,
           host,
           transportFor: (h) => this.transportFor(h),
-          agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath),
+          agentSource: this.agentSource,
           configText: text,
           config,
           points,
@@ -163,19 +161,32 @@ export class RunManager implements vscode.Disposable {
         return started;
       },
     );
-    active = {
+    active = this.adopt(run, { configName: config.name, target, tracker: new LiveTracker({ runId: run.id, title: `${config.name} on ${target}`, target, points: pointInfos }), pointsTotal: points.length }, bag, early, uri);
+    return active;
+  }
+
+  private get agentSource(): string {
+    return findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath);
+  }
+
+  /** Makes a started or reattached run one of this window's active runs, and follows it to its end. */
+  private adopt(
+    run: Pick<RunHandle, 'id' | 'done' | 'cancel' | 'detach' | 'summarizer'>,
+    info: { configName: string; target: string; tracker: LiveTracker; pointsTotal: number },
+    bag: DisposableBag,
+    early: AgentEvent[],
+    uri?: vscode.Uri,
+  ): ActiveRun {
+    const active: ActiveRun = {
       id: run.id,
-      configName: config.name,
-      target,
-      tracker: new LiveTracker({ runId: run.id, title: `${config.name} on ${target}`, target, points: pointInfos }),
+      ...info,
       bag,
       cancel: () => run.cancel(),
       detach: () => run.detach(),
       done: run.done,
       summarize: () => run.summarizer.result(),
       watts: 0,
-      pointsDone: 0,
-      pointsTotal: points.length,
+      pointsDone: info.tracker.state.points.filter((p) => p.status !== 'pending' && p.status !== 'running').length,
     };
     for (const e of early.splice(0)) this.onEvent(active, e);
     this.track(active, uri);
@@ -277,28 +288,12 @@ export class RunManager implements vscode.Disposable {
       const transport = this.transportFor(host);
       bag.add({ dispose: () => transport.close() });
       let active: ActiveRun | undefined;
+      const early: AgentEvent[] = [];
       try {
-        const tracker = new LiveTracker({ runId: meta.run_id, title: `${meta.config_name} on ${host}`, target: host, points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })) });
-        for (const e of readEventsSync(store.dirOf(meta.run_id))) tracker.add(e);
-        const early: AgentEvent[] = [];
-        const listener = this.listenerFor(() => active, early);
-        const reattached = await reattachRun({ store, runId: meta.run_id, transport, agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath), logger: this.log, listener });
-        active = {
-          id: meta.run_id,
-          configName: meta.config_name,
-          target: host,
-          tracker,
-          bag,
-          cancel: () => reattached.follower.cancel(),
-          detach: () => reattached.follower.detach(),
-          done: reattached.done,
-          summarize: () => reattached.summarizer.result(),
-          watts: 0,
-          pointsDone: tracker.state.points.filter((p) => p.status !== 'pending' && p.status !== 'running').length,
-          pointsTotal: meta.points.length,
-        };
-        early.splice(0).forEach((e) => this.onEvent(active!, e));
-        this.track(active);
+        const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
+        const reattached = await reattachRun({ store, runId: meta.run_id, transport, agentSource: this.agentSource, logger: this.log, listener: this.listenerFor(() => active, early) });
+        const handle = { id: meta.run_id, done: reattached.done, summarizer: reattached.summarizer, cancel: () => reattached.follower.cancel(), detach: () => reattached.follower.detach() };
+        active = this.adopt(handle, { configName: meta.config_name, target: host, tracker, pointsTotal: meta.points.length }, bag, early);
         void vscode.window.showInformationMessage(`Wattbench: reattached to ${meta.config_name} on ${host}; nothing measured while away was lost.`);
       } catch (error) {
         bag.dispose();
@@ -316,25 +311,9 @@ export class RunManager implements vscode.Disposable {
     let active: ActiveRun | undefined;
     const early: AgentEvent[] = [];
     try {
-      const tracker = new LiveTracker({ runId: meta.run_id, title: `${meta.config_name} on ${meta.target}`, target: meta.target, points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })) });
-      for (const e of readEventsSync(store.dirOf(meta.run_id))) tracker.add(e);
-      const run = SlurmRun.reattach({ store, runId: meta.run_id, transport, agentSource: findAgentSource(vscode.Uri.joinPath(this.extensionUri, 'dist').fsPath), logger: this.log, listener: this.listenerFor(() => active, early) });
-      active = {
-        id: meta.run_id,
-        configName: meta.config_name,
-        target: meta.target,
-        tracker,
-        bag,
-        cancel: () => run.cancel(),
-        detach: () => run.detach(),
-        done: run.done,
-        summarize: () => run.summarizer.result(),
-        watts: 0,
-        pointsDone: tracker.state.points.filter((p) => p.status !== 'pending' && p.status !== 'running').length,
-        pointsTotal: meta.points.length,
-      };
-      early.splice(0).forEach((e) => this.onEvent(active!, e));
-      this.track(active);
+      const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
+      const run = SlurmRun.reattach({ store, runId: meta.run_id, transport, agentSource: this.agentSource, logger: this.log, listener: this.listenerFor(() => active, early) });
+      active = this.adopt(run, { configName: meta.config_name, target: meta.target, tracker, pointsTotal: meta.points.length }, bag, early);
       void vscode.window.showInformationMessage(`Wattbench: following Slurm job ${meta.slurm?.job_id} (${meta.config_name}) again.`);
     } catch (error) {
       bag.dispose();

@@ -4,6 +4,7 @@
  */
 import type { AgentEvent } from '../run/events';
 import type { RunSummary } from '../run/summarize';
+import type { RunMeta } from '../store/store';
 import type { LiveState, PointInfo, SeriesPoint, HostToLive } from './protocol';
 
 /** Above this many samples the oldest half is thinned by two: hours of data stay drawable and bounded. */
@@ -168,4 +169,16 @@ export class LiveTracker {
     this.pendingLatency = [];
     return message;
   }
+}
+
+/** The live view of a stored run, rebuilt from its events (after a restart, or for a run not followed here). */
+export function trackerFromEvents(meta: RunMeta, events: Iterable<AgentEvent>): LiveTracker {
+  const tracker = new LiveTracker({
+    runId: meta.run_id,
+    title: `${meta.config_name} on ${meta.target}`,
+    target: meta.target,
+    points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })),
+  });
+  for (const event of events) tracker.add(event);
+  return tracker;
 }
