@@ -242,7 +242,9 @@ describe('runs over real SSH', { concurrency: false }, () => {
     const { run } = startRun(ssh('gpu-a'), text, { files: { [dataset]: '{"prompt": "hello there"}\n{"prompt": "and again"}\n' } });
     const outcome = await run.done;
     assert.equal(outcome.status, 'ok', JSON.stringify(outcome.summary.errors));
-    const pwned = lab.exec('gpu-a', `find ${lab.dir} / -maxdepth 1 -name '*pwned*' 2>/dev/null; find ${lab.dir} -name 'wb-pwned-5' 2>/dev/null; true`).trim();
+    // Markers 1–3 would be absolute paths in the lab; 5 is relative, so it would land in a command's
+    // working directory: the run directory (inside the lab) or the login's home.
+    const pwned = lab.exec('gpu-a', `find ${lab.dir} -maxdepth 1 -name 'pwned*' 2>/dev/null; find ${lab.dir} -name 'wb-pwned-5' 2>/dev/null; find "$HOME" -maxdepth 1 -name 'wb-pwned-5'; true`).trim();
     assert.equal(pwned, '', 'no marker file was created on the host');
   });
 });
