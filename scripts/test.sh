@@ -45,7 +45,11 @@ run_suite() { # name command...
 step build
 npm run --silent build >/dev/null 2>&1 && npm run --silent package >"$results/package.log" 2>&1 || { cat "$results/package.log"; echo "build failed"; exit 1; }
 step lint
-npm run --silent lint || status=1
+if ! npm run --silent lint; then
+  status=1
+  failed=$((failed + 1))
+  echo "lint: failed (counted as one failure below)"
+fi
 
 [[ $suites == *" unit "* ]] && run_suite unit npx tsx --test --test-reporter=tap test/unit/*.test.ts
 if [[ $suites == *" agent "* ]] && ls test/agent/test_*.py >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { CliIO } from '../../src/cli/io';
 import { main } from '../../src/cli/main';
+import { RunStore } from '../../src/core/store/store';
 
 const root = join(__dirname, '..', '..');
 
@@ -60,7 +61,6 @@ describe('wattbench CLI: validate and expand', () => {
   });
 
   it('report re-summarises a stored run priced with the cost settings it ran with', async () => {
-    const { RunStore } = await import('../../src/core/store/store');
     const store = RunStore.forWorkspace(dir);
     const writer = store.create(
       { run_id: 'priced', config_name: 'p', target: 'local', status: 'ok', started: new Date().toISOString(), points: [{ id: 'default', label: 'single point', params: {} }], remotes: [], notes: [] },
