@@ -82,7 +82,8 @@ export async function estimator(): Promise<Figure> {
     target: { on: 'ratio', op: '<', limit: 1 },
     method:
       'A YAML config (vLLM, Llama-3.1-8B, 1×H100) whose sweep is concurrency × power_cap_w × output_tokens, 10 values each. ' +
-      'Value: estimateConfig(config, points) with no calibration profile (the roofline prior, every point predicted with its band and HELM idealized runtime, plus the totals the CodeLens shows). ' +
+      'Value: estimateConfig(config, points) with no calibration profile (the roofline prior: every point\'s runtime, power, energy, J/token, TTFT and HELM idealized runtime, plus the totals and bands the CodeLens shows; ' +
+      'a point\'s breakdown, basis sentence and band are built when a hover or --json reads them). ' +
       `Baseline: loadConfig(text). Median of ${PASSES} alternating passes after ${WARMUP} warm-up passes, in a bundled child. ` +
       'Not included: drawing the inlay hints and hovers in VS Code (src/vscode/estimates.ts), which read this result.',
     details: {

@@ -114,6 +114,19 @@ describe('steady-state picture', () => {
     assert.match(p.basisDetail, /band ±\d+% = ×\/÷ exp\(2σ\)/);
   });
 
+  it('writes its lazily built breakdown, basis and bands when serialised', () => {
+    const p = predictPoint(point({ powerCapW: 400 }));
+    const json = JSON.parse(JSON.stringify(p)) as Record<string, unknown>;
+    assert.deepEqual(json.breakdown, JSON.parse(JSON.stringify(p.breakdown)));
+    assert.equal(json.basisDetail, p.basisDetail);
+    assert.deepEqual(json.low, p.low);
+    assert.deepEqual(json.high, p.high);
+    assert.equal(json.runtime_s, p.runtime_s);
+    assert.equal((json.breakdown as { power_limit_w: number }).power_limit_w, 400);
+    // A second read returns the same object: the breakdown is built once.
+    assert.equal(p.breakdown, p.breakdown);
+  });
+
   it('limits the batch by the KV cache, the engine\'s sequence limit and the number of prompts', () => {
     assert.equal(predictPoint(point({ concurrency: 4096, numPrompts: 8192 })).breakdown.batch_limited_by, 'kv-cache');
     const engine = predictPoint(point({ concurrency: 512, maxBatch: 256 }));

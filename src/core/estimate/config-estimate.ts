@@ -50,14 +50,16 @@ export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], 
   if (config.server.sim) assumptions.push('simulated server and GPU: the prediction is what the simulation will measure, up to queueing');
   const tables = new Map<number, IdealizedTable>();
   const estimates = points.map((point): PointEstimate => {
-    const base = { point: point.id, label: point.label, params: point.params as Record<string, unknown> };
+    const params = point.params as Record<string, unknown>;
     try {
       const prediction = predictPoint(pointRequest(config, point, model.value, gpu.value), profile);
       let table = tables.get(point.gpuCount);
       if (!table) tables.set(point.gpuCount, (table = idealizedFromPrior(model.value, gpu.value, point.gpuCount)));
       const runtime = idealizedRuntime(table, point.workload.inputTokens.mean, Math.min(point.workload.outputTokens.mean, point.workload.maxTokens));
       return {
-        ...base,
+        point: point.id,
+        label: point.label,
+        params,
         prediction,
         idealized: {
           runtime_s: runtime,
@@ -66,7 +68,7 @@ export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], 
         },
       };
     } catch (error) {
-      return { ...base, error: (error as Error).message };
+      return { point: point.id, label: point.label, params, error: (error as Error).message };
     }
   });
   const ok = estimates.filter((e) => e.prediction);
@@ -92,8 +94,9 @@ export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], 
       j_per_output_token: energy / outputTokens,
       usd: kwh * config.repeats * config.cost.usdPerKwh,
       gco2: kwh * config.repeats * config.cost.gco2PerKwh,
-      low: { runtime_s: sum((p) => p.low.runtime_s) * config.repeats, energy_j: sum((p) => p.low.energy_j) * config.repeats },
-      high: { runtime_s: sum((p) => p.high.runtime_s) * config.repeats, energy_j: sum((p) => p.high.energy_j) * config.repeats },
+      // Each point's band is ×/÷ exp(2σ) of its own σ (bands are read lazily; the totals need only σ).
+      low: { runtime_s: sum((p) => p.runtime_s * Math.exp(-2 * p.sigma)) * config.repeats, energy_j: sum((p) => p.energy_j * Math.exp(-2 * p.sigma)) * config.repeats },
+      high: { runtime_s: sum((p) => p.runtime_s * Math.exp(2 * p.sigma)) * config.repeats, energy_j: sum((p) => p.energy_j * Math.exp(2 * p.sigma)) * config.repeats },
       basis: bases.size > 1 ? 'mixed' : ([...bases][0] as 'prior' | 'calibrated'),
     },
   };

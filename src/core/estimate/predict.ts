@@ -1,16 +1,15 @@
-import { displayName, type GpuSpec, type ModelShape } from './catalog';
-import { EstimateError, checkFit, kvCapacitySequences } from './memory';
-import { findCalibration, type CalibrationEntry, type CalibrationProfile } from './profile';
-import {
-  buildStepModel,
-  decodePartSeconds,
-  type CalibrationParams,
-  type DecodePartName,
-  type StepModel,
-  type Topology,
-} from './roofline';
-import { weightBytes } from './shape';
-import { decodeStep, effectiveLimit, prefillStep, type StepOutcome } from './steprule';
+/**
+ * The prior's run model: one sweep point's request played through the step rule, closed loop
+ * (fixed concurrency) or open loop (Poisson arrivals), into a Prediction (prediction.ts).
+ */
+import type { GpuSpec, ModelShape } from './catalog';
+import { EstimateError, checkFit, kvCapacitySequences, type FitReport } from './memory';
+import { RooflinePrediction, type BatchLimit, type Prediction, type RunTotals } from './prediction';
+import { findCalibration, type CalibrationProfile } from './profile';
+import { buildStepModel, type CalibrationParams, type StepModel, type Topology } from './roofline';
+import { decodeStep, effectiveLimit, prefillStep } from './steprule';
+
+export * from './prediction';
 
 export interface PointRequest {
   model: ModelShape;
@@ -32,69 +31,6 @@ export interface PointRequest {
   interNodeGBs?: number;
 }
 
-export interface PredictionBand {
-  runtime_s: number;
-  energy_j: number;
-  j_per_output_token: number;
-}
-
-export type BatchLimit = 'concurrency' | 'max-batch' | 'kv-cache' | 'num-prompts' | 'arrival-rate' | 'saturated';
-
-export interface PredictionBreakdown {
-  /** Seconds spent in prefill steps and decode steps, and with nothing to run. */
-  prefill_s: number;
-  decode_s: number;
-  idle_s: number;
-  idle_share: number;
-  /** Mean decode step (inter-token latency) at the steady-state batch. */
-  step_s: number;
-  /** Steady-state running batch (while busy). */
-  batch: number;
-  batch_limited_by: BatchLimit;
-  kv_capacity_seqs: number;
-  prefill_step_s: number;
-  decode_util: number;
-  prefill_util: number;
-  /** Per GPU, during decode: what the work demands and what the GPU draws under the limit. */
-  demand_w: number;
-  draw_w: number;
-  /** Decode-step time multiplier from the power cap. */
-  cap_slowdown: number;
-  power_limit_w: number | null;
-  /** Seconds of each kind of work in one decode step at the steady-state batch, before any cap slowdown. */
-  decode_parts_s: Record<DecodePartName, number>;
-  /** The part that dominates the decode step. */
-  bound: DecodePartName;
-  weights_gb_per_gpu: number;
-}
-
-export interface Prediction {
-  runtime_s: number;
-  output_tokens_per_s: number;
-  /** Mean power per GPU over the point. */
-  avg_power_w: number;
-  /** Energy of all GPUs over the point. */
-  energy_j: number;
-  j_per_output_token: number;
-  j_per_response: number;
-  ttft_s: number;
-  low: PredictionBand;
-  high: PredictionBand;
-  basis: 'prior' | 'calibrated';
-  basisDetail: string;
-  breakdown: PredictionBreakdown;
-}
-
-/**
- * Spread of the prior, as a log standard deviation. Its J/token RMS log error on the 60 published
- * ML.ENERGY rows in data/published is 0.10 (scripts/accuracy.ts); 0.12 allows for GPUs and models
- * without published measurements. The band is ×/÷ exp(2σ), about a 95% interval were the errors
- * log-normal.
- */
-export const PRIOR_LOG_SIGMA = 0.12;
-/** Calibrated bands never go below ±2·3%: run-to-run spread of measured energy on one host. */
-export const MIN_CALIBRATED_SIGMA = 0.03;
-
 /** What bounds the running batch besides the load: KV-cache room and the engine's sequence limit. */
 interface BatchSlots {
   kv: number;
@@ -106,34 +42,73 @@ function slotLimit(slots: BatchSlots, numPrompts: number): { max: number; by: Ba
   return { max, by: max === numPrompts ? 'num-prompts' : max === slots.engine ? 'max-batch' : 'kv-cache' };
 }
 
-interface RunTotals {
-  prefillS: number;
-  decodeS: number;
-  idleS: number;
-  runtimeS: number;
-  energyPerGpuJ: number;
-  ttftS: number;
-  batch: number;
-  limitedBy: BatchLimit;
-  decode: StepOutcome;
-  prefill: StepOutcome;
-  model: StepModel;
-}
-
 /**
  * Step models by their inputs. A sweep's points share most of them (a power cap, for one, does not
  * change the step model), and building one is most of a prediction's cost.
  */
-const stepModels = new WeakMap<ModelShape, Map<string, ReturnType<typeof buildStepModel>>>();
-function memoized(shape: ModelShape, key: string, build: () => ReturnType<typeof buildStepModel>): ReturnType<typeof buildStepModel> {
-  let byKey = stepModels.get(shape);
-  if (!byKey) stepModels.set(shape, (byKey = new Map()));
-  let model = byKey.get(key);
-  if (!model) {
-    if (byKey.size >= 4096) byKey.clear();
-    byKey.set(key, (model = build()));
+const stepModels = new WeakMap<ModelShape, Map<string, Map<number, StepModel>>>();
+
+const calibrationKeys = new WeakMap<CalibrationParams, string>();
+function calibrationKey(calibration: CalibrationParams): string {
+  let key = calibrationKeys.get(calibration);
+  if (key === undefined) calibrationKeys.set(calibration, (key = JSON.stringify(calibration)));
+  return key;
+}
+
+/** The step models of one model on one set of GPUs at one context length, by running batch. */
+class StepModels {
+  readonly #byBatch: Map<number, StepModel>;
+
+  constructor(
+    private readonly model: ModelShape,
+    private readonly gpu: GpuSpec,
+    private readonly gpuCount: number,
+    private readonly contextPerSeq: number,
+    private readonly promptTokens: number,
+    private readonly topology: Topology,
+    private readonly calibration: CalibrationParams | undefined,
+    private readonly capTimeExponent: number | undefined,
+  ) {
+    let byContext = stepModels.get(model);
+    if (!byContext) stepModels.set(model, (byContext = new Map()));
+    const key = `${gpu.id}|${gpuCount}|${contextPerSeq}|${promptTokens}|${topology.gpusPerNode}|${topology.interNodeGBs}|${calibration ? calibrationKey(calibration) : ''}|${capTimeExponent}`;
+    let byBatch = byContext.get(key);
+    if (!byBatch) {
+      if (byContext.size >= 1024) byContext.clear();
+      byContext.set(key, (byBatch = new Map()));
+    }
+    this.#byBatch = byBatch;
   }
-  return model;
+
+  at(batch: number): StepModel {
+    let model = this.#byBatch.get(batch);
+    if (!model) {
+      // The open-loop fixed point visits fractional batches; keep the map bounded.
+      if (this.#byBatch.size >= 4096) this.#byBatch.clear();
+      model = buildStepModel(this.model, this.gpu, this.gpuCount, {
+        hint: { batch, contextPerSeq: this.contextPerSeq, promptTokens: this.promptTokens },
+        topology: this.topology,
+        calibration: this.calibration,
+        capTimeExponent: this.capTimeExponent,
+      });
+      this.#byBatch.set(batch, model);
+    }
+    return model;
+  }
+}
+
+/** Fit reports by their inputs: a sweep asks the same few again and again. */
+const fits = new WeakMap<ModelShape, Map<string, FitReport>>();
+function fitFor(model: ModelShape, gpu: GpuSpec, gpuCount: number, tokens: number): FitReport {
+  let byKey = fits.get(model);
+  if (!byKey) fits.set(model, (byKey = new Map()));
+  const key = `${gpu.id}|${gpuCount}|${tokens}`;
+  let fit = byKey.get(key);
+  if (!fit) {
+    if (byKey.size >= 4096) byKey.clear();
+    byKey.set(key, (fit = checkFit(model, gpu, gpuCount, tokens)));
+  }
+  return fit;
 }
 
 export function predictPoint(req: PointRequest, profile?: CalibrationProfile): Prediction {
@@ -155,7 +130,7 @@ export function predictPointUsing(req: PointRequest, opts: PredictOptions): Pred
   const n = req.gpuCount;
   const p = req.inputTokens;
   const o = req.outputTokens;
-  const fit = checkFit(model, gpu, n, p + o);
+  const fit = fitFor(model, gpu, n, p + o);
   if (!fit.fits) throw new EstimateError('model-does-not-fit', fit.message!, fit);
 
   const entry = opts.calibration ? undefined : findCalibration(opts.profile, gpu.id, model.id, req.engine);
@@ -164,73 +139,18 @@ export function predictPointUsing(req: PointRequest, opts: PredictOptions): Pred
   const slots: BatchSlots = { kv: kvCapacity, engine: req.maxBatch === undefined ? Infinity : Math.floor(req.maxBatch) };
   const topology: Topology = { gpusPerNode: req.gpusPerNode, interNodeGBs: req.interNodeGBs };
   const calibration = opts.calibration ?? entry?.params;
-  const shared = `${gpu.id}|${n}|${contextPerSeq}|${p}|${req.gpusPerNode}|${req.interNodeGBs}|${calibration ? JSON.stringify(calibration) : ''}|${opts.capTimeExponent}`;
-  const stepModelAt = (batch: number) =>
-    memoized(model, `${shared}|${batch}`, () =>
-      buildStepModel(model, gpu, n, {
-        hint: { batch, contextPerSeq, promptTokens: p },
-        topology,
-        calibration,
-        capTimeExponent: opts.capTimeExponent,
-      }),
-    );
-
+  const steps = new StepModels(model, gpu, n, contextPerSeq, p, topology, calibration, opts.capTimeExponent);
   const run =
-    req.requestRate !== undefined
-      ? openLoop(req, req.requestRate, slots, stepModelAt)
-      : closedLoop(req, req.concurrency ?? 1, slots, stepModelAt);
+    req.requestRate !== undefined ? openLoop(req, req.requestRate, slots, steps) : closedLoop(req, req.concurrency ?? 1, slots, steps);
 
-  const energyJ = run.energyPerGpuJ * n;
-  const outputTokens = req.numPrompts * o;
-  // A relative error of a few percent is, to first order, the same as a log error.
-  const sigma = entry ? Math.max(entry.loo_error ?? PRIOR_LOG_SIGMA, MIN_CALIBRATED_SIGMA) : PRIOR_LOG_SIGMA;
-  const band = (f: number): PredictionBand => ({
-    runtime_s: run.runtimeS * f,
-    energy_j: energyJ * f,
-    j_per_output_token: (energyJ * f) / outputTokens,
-  });
-  const parts = decodePartSeconds(run.model, run.batch, contextPerSeq);
-  const limit = effectiveLimit(run.model.sim, req.powerCapW);
+  return new RooflinePrediction(req, run, entry, kvCapacity, contextPerSeq);
+}
 
-  return {
-    runtime_s: run.runtimeS,
-    output_tokens_per_s: outputTokens / run.runtimeS,
-    avg_power_w: run.energyPerGpuJ / run.runtimeS,
-    energy_j: energyJ,
-    j_per_output_token: energyJ / outputTokens,
-    j_per_response: energyJ / req.numPrompts,
-    ttft_s: run.ttftS,
-    low: band(Math.exp(-2 * sigma)),
-    high: band(Math.exp(2 * sigma)),
-    basis: entry ? 'calibrated' : 'prior',
-    basisDetail: describeBasis(req, entry, run, sigma),
-    breakdown: {
-      prefill_s: run.prefillS,
-      decode_s: run.decodeS,
-      idle_s: run.idleS,
-      idle_share: run.idleS / run.runtimeS,
-      step_s: run.decode.seconds,
-      batch: run.batch,
-      batch_limited_by: run.limitedBy,
-      kv_capacity_seqs: kvCapacity,
-      prefill_step_s: run.prefill.seconds,
-      decode_util: run.decode.util,
-      prefill_util: run.prefill.util,
-      demand_w: run.decode.demandW,
-      draw_w: run.decode.drawW,
-      cap_slowdown: run.decode.slowdown,
-      power_limit_w: limit ?? null,
-      decode_parts_s: parts,
-      bound: (Object.keys(parts) as DecodePartName[]).reduce((a, b) => (parts[b] > parts[a] ? b : a)),
-      weights_gb_per_gpu: weightBytes(model) / n / 1e9,
-    },
-  };
+function bad(msg: string): never {
+  throw new EstimateError('invalid-request', msg);
 }
 
 function validate(req: PointRequest): void {
-  const bad = (msg: string) => {
-    throw new EstimateError('invalid-request', msg);
-  };
   if (!Number.isInteger(req.gpuCount) || req.gpuCount < 1) bad(`gpuCount must be a whole number ≥ 1 (got ${req.gpuCount})`);
   if (!(req.inputTokens >= 0)) bad(`inputTokens must be ≥ 0 (got ${req.inputTokens})`);
   if (!(req.outputTokens >= 1)) bad(`outputTokens must be ≥ 1 (got ${req.outputTokens})`);
@@ -248,13 +168,13 @@ function validate(req: PointRequest): void {
  * steps over the whole wave (continuous batching with equal output lengths keeps them in step).
  * Engines with chunked prefill fold later prompts into decode steps at the same marginal cost.
  */
-function closedLoop(req: PointRequest, concurrency: number, slots: BatchSlots, stepModelAt: (b: number) => StepModel): RunTotals {
+function closedLoop(req: PointRequest, concurrency: number, slots: BatchSlots, steps: StepModels): RunTotals {
   const { numPrompts: n, inputTokens: p, outputTokens: o } = req;
   const clients = Math.floor(concurrency);
   const limit = slotLimit(slots, n);
   const batch = Math.min(clients, limit.max);
   const limitedBy: BatchLimit = batch === clients ? 'concurrency' : limit.by;
-  const model = stepModelAt(batch);
+  const model = steps.at(batch);
   const powerLimit = effectiveLimit(model.sim, req.powerCapW);
   const contextPerSeq = p + o / 2;
 
@@ -304,7 +224,7 @@ function closedLoop(req: PointRequest, concurrency: number, slots: BatchSlots, s
  * averages λR / (1 − e^{−λR}). R depends on the batch through the step time, so iterate.
  * Above saturation the batch sits at the KV-cache limit and a queue builds.
  */
-function openLoop(req: PointRequest, rate: number, slots: BatchSlots, stepModelAt: (b: number) => StepModel): RunTotals {
+function openLoop(req: PointRequest, rate: number, slots: BatchSlots, steps: StepModels): RunTotals {
   const { numPrompts: n, inputTokens: p, outputTokens: o } = req;
   const contextPerSeq = p + o / 2;
   const { max: maxBatch, by: maxBy } = slotLimit(slots, n);
@@ -346,7 +266,7 @@ function openLoop(req: PointRequest, rate: number, slots: BatchSlots, stepModelA
   };
 
   function residence(b: number) {
-    const model = stepModelAt(b);
+    const model = steps.at(b);
     const limit = effectiveLimit(model.sim, req.powerCapW);
     const decode = decodeStep(model.sim, b, b * contextPerSeq, limit);
     // Requests that arrive during one decode step share the next prefill step.
@@ -356,34 +276,4 @@ function openLoop(req: PointRequest, rate: number, slots: BatchSlots, stepModelA
     const ttftS = busy * 0.5 * decode.seconds + prefill.seconds;
     return { model, decode, prefill, promptsPerPrefill, ttftS, residenceS: ttftS + (o - 1) * decode.seconds };
   }
-}
-
-function describeBasis(req: PointRequest, entry: CalibrationEntry | undefined, run: RunTotals, sigma: number): string {
-  const limit = effectiveLimit(run.model.sim, req.powerCapW);
-  const cap =
-    req.powerCapW === undefined
-      ? ''
-      : limit !== req.powerCapW
-        ? `, power cap ${req.powerCapW} W clamped to the GPU's range: ${limit} W`
-        : `, power cap ${limit} W`;
-  const where = `${displayName(req.model)} (${req.model.dtype}) on ${req.gpuCount}×${req.gpu.id}${cap}`;
-  const batch = `steady batch ${fmt(run.batch)} (${run.limitedBy})`;
-  const bandPct = Math.round((Math.exp(2 * sigma) - 1) * 100);
-  if (entry) {
-    const loo = entry.loo_error === null ? 'no leave-one-out error with one point' : `leave-one-out error ${(entry.loo_error * 100).toFixed(1)}%`;
-    const scope = entry.key.model === '*' ? `all models measured on ${entry.key.gpu}` : `${entry.key.model} on ${entry.key.gpu}`;
-    return (
-      `calibrated on ${entry.n} measurement${entry.n === 1 ? '' : 's'} of ${scope} (engine ${entry.key.engine}, ${loo}); ${where}, ${batch}; ` +
-      `band ±${bandPct}% = ×/÷ exp(2σ) with σ the leave-one-out error`
-    );
-  }
-  const engine = req.engine ? ` (engine "${req.engine}" has no calibration yet)` : '';
-  return (
-    `roofline prior for a continuous-batching engine (vLLM class)${engine}: ${where}, ${batch}; ` +
-    `band ±${bandPct}% = ×/÷ exp(2σ), σ = ${PRIOR_LOG_SIGMA} the prior's RMS log error on published measurements`
-  );
-}
-
-function fmt(x: number): string {
-  return Number.isInteger(x) ? String(x) : x.toFixed(1);
 }

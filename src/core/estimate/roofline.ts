@@ -73,13 +73,14 @@ export const PRIOR = Object.freeze({
   capTimeExponent: 0.1292,
 });
 
+/** Read-only: step models are cached by a calibration's identity (predict.ts). */
 export interface CalibrationParams {
   /** Multiplier on the speed of the fixed and context-proportional (memory-bound) part of every step. */
-  bandwidth: number;
+  readonly bandwidth: number;
   /** Multiplier on the speed of the per-sequence and per-prompt-token (compute-bound) part. */
-  compute: number;
+  readonly compute: number;
   /** Multiplier on the utilisation, i.e. on power above idle. */
-  power: number;
+  readonly power: number;
 }
 
 export const NEUTRAL_CALIBRATION: CalibrationParams = { bandwidth: 1, compute: 1, power: 1 };
