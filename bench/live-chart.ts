@@ -24,7 +24,8 @@ const VIEWPORT = { width: 1400, height: 900 };
 const HOUR: RunShape = { ...DAY_RUN, measureS: 3600 + 60, idleBaselineS: 0, points: 4 };
 const SNAPSHOT_SAMPLES = 36_000;
 const WARMUP_UPDATES = 10;
-const UPDATES = 120;
+// Enough that p99 is not just the worst one or two updates.
+const UPDATES = 500;
 const PROFILED_UPDATES = 20;
 
 /** The snapshot after 36,000 samples, then one delta per following sample (with the requests that ended in its tick). */

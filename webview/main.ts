@@ -60,11 +60,12 @@ function lineChart(canvas: HTMLCanvasElement, yTitle: string, extra: Record<stri
   });
 }
 
-function scatterChart(canvas: HTMLCanvasElement, xTitle: string, yTitle: string): Chart {
+function scatterChart(canvas: HTMLCanvasElement, xTitle: string, yTitle: string, extra: Record<string, unknown> = {}): Chart {
   return new Chart(canvas, {
     type: 'scatter',
     data: { datasets: [] },
     options: {
+      ...extra,
       animation: false,
       responsive: true,
       maintainAspectRatio: false,
@@ -93,7 +94,9 @@ type XY = { x: number; y: number };
  * draws these; the full-resolution data stays in the run's store.
  */
 class ThinnedSeries {
-  static readonly MAX_DRAWN = 3000;
+  // The charts sit in a grid of ≥ 420 px columns: 750–1,000 points is one or more per pixel of a
+  // chart as wide as a large screen; more would be drawn over each other.
+  static readonly MAX_DRAWN = 1000;
   readonly data: XY[] = [];
 
   push(x: number, y: number): void {
@@ -117,8 +120,8 @@ class LiveView {
   private latency?: Chart;
   private perGpu: ThinnedSeries[] = [];
   private total = new ThinnedSeries();
-  private tps: XY[] = [];
-  private inflight: XY[] = [];
+  private tps = new ThinnedSeries();
+  private inflight = new ThinnedSeries();
   private ttft: XY[] = [];
   private e2e: XY[] = [];
   private dirty = new Set<'power' | 'throughput' | 'latency' | 'text'>();
@@ -143,7 +146,8 @@ class LiveView {
       plugins: { decimation: { enabled: false }, legend: { labels: { boxWidth: 12 } } },
       scales: { x: { type: 'linear', title: { display: true, text: 'seconds' } }, y: { beginAtZero: true, title: { display: true, text: 'tokens/s' } }, y1: { position: 'right', beginAtZero: true, grid: { drawOnChartArea: false }, title: { display: true, text: 'in flight' } } },
     });
-    this.latency = scatterChart(document.getElementById('c-lat') as HTMLCanvasElement, 'seconds', 'latency (s)');
+    // Points are already {x, y} numbers: chart.js need not parse thousands of them on every update.
+    this.latency = scatterChart(document.getElementById('c-lat') as HTMLCanvasElement, 'seconds', 'latency (s)', { parsing: false });
   }
 
   snapshot(state: LiveState): void {
@@ -152,8 +156,12 @@ class LiveView {
     this.perGpu = state.gpus.map(() => new ThinnedSeries());
     this.total = new ThinnedSeries();
     for (const sample of state.samples) this.addSample(sample.t, sample.p);
-    this.tps = state.throughput.map((p) => ({ x: p.t, y: p.tps }));
-    this.inflight = state.throughput.map((p) => ({ x: p.t, y: p.inflight }));
+    this.tps = new ThinnedSeries();
+    this.inflight = new ThinnedSeries();
+    for (const p of state.throughput) {
+      this.tps.push(p.t, p.tps);
+      this.inflight.push(p.t, p.inflight);
+    }
     const recent = state.latency.slice(-LATENCY_POINTS);
     this.ttft = recent.filter((l) => Number.isFinite(l.ttft)).map((l) => ({ x: l.t, y: l.ttft }));
     this.e2e = recent.map((l) => ({ x: l.t, y: l.e2e }));
@@ -170,17 +178,15 @@ class LiveView {
     }
     if (this.perGpu.length !== s.gpus.length) this.buildDatasets();
     for (const p of m.throughput) {
-      this.tps.push({ x: p.t, y: p.tps });
-      this.inflight.push({ x: p.t, y: p.inflight });
+      this.tps.push(p.t, p.tps);
+      this.inflight.push(p.t, p.inflight);
     }
     for (const l of m.latency) {
       if (Number.isFinite(l.ttft)) this.ttft.push({ x: l.t, y: l.ttft });
       this.e2e.push({ x: l.t, y: l.e2e });
     }
-    if (this.e2e.length > LATENCY_POINTS * 1.5) {
-      this.e2e.splice(0, this.e2e.length - LATENCY_POINTS);
-      this.ttft.splice(0, Math.max(0, this.ttft.length - LATENCY_POINTS));
-    }
+    if (this.e2e.length > LATENCY_POINTS) this.e2e.splice(0, this.e2e.length - LATENCY_POINTS);
+    if (this.ttft.length > LATENCY_POINTS) this.ttft.splice(0, this.ttft.length - LATENCY_POINTS);
     const capChanged = s.capW !== m.capW || s.idleW !== m.idleW;
     Object.assign(s, { phase: m.phase, currentPoint: m.currentPoint, points: m.points, status: m.status, message: m.message, summary: m.summary, capW: m.capW, idleW: m.idleW });
     if (capChanged) this.buildDatasets();
@@ -205,12 +211,13 @@ class LiveView {
       flat(s.capW === null ? null : s.capW * Math.max(1, gpuCount), gpuCount > 1 ? 'power cap × GPUs' : 'power cap', 5),
     ].filter((d): d is ChartDataset<'line', XY[]> => !!d) as never;
     this.throughput!.data.datasets = [
-      { label: 'output tokens/s', data: this.tps, borderColor: color(0), yAxisID: 'y' },
-      { label: 'requests in flight', data: this.inflight, borderColor: color(1), yAxisID: 'y1', stepped: true },
+      { label: 'output tokens/s', data: this.tps.data, borderColor: color(0), yAxisID: 'y' },
+      { label: 'requests in flight', data: this.inflight.data, borderColor: color(1), yAxisID: 'y1', stepped: true },
     ] as never;
     this.latency!.data.datasets = [
-      { label: 'TTFT', data: this.ttft, backgroundColor: color(2), pointRadius: 2 },
-      { label: 'end-to-end', data: this.e2e, backgroundColor: color(3), pointRadius: 2 },
+      // Borderless dots: thousands of them, and a stroke per dot would double what is rasterised.
+      { label: 'TTFT', data: this.ttft, backgroundColor: color(2), pointRadius: 2, pointBorderWidth: 0 },
+      { label: 'end-to-end', data: this.e2e, backgroundColor: color(3), pointRadius: 2, pointBorderWidth: 0 },
     ] as never;
   }
 
@@ -235,11 +242,6 @@ class LiveView {
     this.dirty.clear();
     const s = this.state;
     if (!s) return;
-    // The spliced latency arrays are new arrays only when trimmed; point the datasets at them again.
-    if (dirty.has('latency') && this.latency!.data.datasets.length === 2) {
-      this.latency!.data.datasets[0].data = this.ttft as never;
-      this.latency!.data.datasets[1].data = this.e2e as never;
-    }
     if (dirty.has('power')) {
       // The idle and cap lines span the time drawn so far.
       const end = this.total.data[this.total.data.length - 1]?.x ?? 0;
