@@ -12,10 +12,14 @@ want=" ${*:-base} "
 log() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 apt_packages=()
-need() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || apt_packages+=("$2"); }
+need() { command -v "$1" >/dev/null 2>&1 || { [[ $1 == /* ]] && [ -e "$1" ]; } || apt_packages+=("$2"); }
 need python3 python3
 need cc gcc
-if [[ $want == *" e2e "* ]]; then need chromium chromium; need rg ripgrep; fi
+if [[ $want == *" e2e "* ]]; then
+  need chromium chromium; need rg ripgrep; need make make; need g++ g++
+  # code-server's kerberos module compiles against GSSAPI; not every Debian image has its headers.
+  need /usr/include/gssapi/gssapi.h libkrb5-dev
+fi
 if [[ $want == *" ssh "* || $want == *" e2e "* ]]; then need /usr/sbin/sshd openssh-server; need ssh-keygen openssh-client; fi
 if [[ $want == *" slurm "* ]]; then need slurmctld slurmctld; need slurmd slurmd; need sbatch slurm-client; need munged munge; fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
