@@ -3015,14 +3015,22 @@ def prepare_run_dir(run_dir: str) -> None:
         pass
 
 
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically: a detached start writes the file twice (the forking parent and the agent itself), and a
+    reader must never see it truncated."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write("%d\n" % pid)
+    os.replace(tmp, path)
+
+
 def run_agent(job_path: str, run_dir: str, sim_dir: Optional[str], mirror_stdout: bool,
               signals: Tuple[int, ...]) -> int:
     diag = DiagLog(os.path.join(run_dir, "agent.log"))
     diag.write("agent %s (python %s) starting" % (AGENT_VERSION, platform.python_version()))
     events = EventWriter(os.path.join(run_dir, "events.ndjson"), mirror_stdout)
     try:
-        with open(os.path.join(run_dir, "agent.pid"), "w") as f:
-            f.write("%d\n" % os.getpid())
+        write_pid_file(os.path.join(run_dir, "agent.pid"), os.getpid())
         agent = AgentRun(job_path, run_dir, sim_dir, events, diag)
         agent.install_signal_handlers(signals)
         return agent.execute()
@@ -3046,9 +3054,7 @@ def detach_and_run(job_path: str, run_dir: str, sim_dir: Optional[str]) -> int:
     os.setsid()
     grandchild = os.fork()
     if grandchild > 0:
-        with open(pid_path + ".tmp", "w") as f:
-            f.write("%d\n" % grandchild)
-        os.replace(pid_path + ".tmp", pid_path)
+        write_pid_file(pid_path, grandchild)
         os._exit(0)
     os.setpgid(0, 0)  # lead a process group of its own, so `kill -TERM -PGID` reaches exactly the agent
     # The agent itself: no terminal, stdout to nowhere (events.ndjson has everything), stderr to agent.log.

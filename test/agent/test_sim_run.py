@@ -5,6 +5,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -280,6 +281,23 @@ class SimServerTest(AgentTestCase):
 
 
 class DetachAndListRunsTest(AgentTestCase):
+    def test_pid_file_is_never_seen_empty_while_rewritten(self):
+        # A detached start writes agent.pid from two processes while the caller reads it; a truncating
+        # write once left the caller reading '' (ValueError in detach_and_run, the run reported failed).
+        agent = agent_module
+        path = os.path.join(self.tmp, "agent.pid")
+        agent.write_pid_file(path, 4242)
+        writer = subprocess.Popen([sys.executable, "-c",
+                                   "import sys; sys.path.insert(0, %r); import wattbench_agent as a\n"
+                                   "for i in range(3000): a.write_pid_file(%r, 4242)" % (os.path.dirname(agent.__file__), path)])
+        seen = set()
+        while writer.poll() is None:
+            with open(path) as f:
+                seen.add(f.read())
+        self.assertEqual(writer.returncode, 0)
+        self.assertEqual(seen, {"4242\n"})
+        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith("agent.pid.")], [])
+
     def test_detach_returns_at_once_and_list_runs_reports(self):
         point = http_point("p", num_prompts=4)
         started = time.monotonic()
