@@ -17,7 +17,11 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = bag.add(vscode.window.createOutputChannel('Wattbench', { log: true }));
   const configs = new ConfigCache();
   const estimates = bag.add(new EstimateService(configs));
-  estimates.setProfile(loadCalibration());
+  const warnCalibration = (message: string) => {
+    log.warn(message);
+    void vscode.window.showWarningMessage(`Wattbench: ${message}`);
+  };
+  estimates.setProfile(loadCalibration(warnCalibration));
   bag.add(new ConfigDiagnostics(configs, () => estimates.documentChanged()));
   const manager = bag.add(new RunManager(context.extensionUri, log, estimates, context.secrets));
   const hostsTree = new HostsTree();
@@ -46,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const folder = vscode.workspace.workspaceFolders?.[0];
   if (folder) {
     const watcher = bag.add(vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, '.wattbench/calibration.json')));
-    const reload = () => estimates.setProfile(loadCalibration());
+    const reload = () => estimates.setProfile(loadCalibration(warnCalibration));
     bag.add(watcher.onDidChange(reload));
     bag.add(watcher.onDidCreate(reload));
     bag.add(watcher.onDidDelete(reload));

@@ -4,7 +4,7 @@ import { formatDiagnostic, hasErrors } from '../core/config';
 import { loadConfigFile } from '../core/config/file';
 import { formatDuration, formatEnergy } from '../core/config/units';
 import { estimateConfig } from '../core/estimate/config-estimate';
-import type { CalibrationProfile } from '../core/estimate/profile';
+import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';
 import { table } from './format';
 import { type CliIO, parseArgs, stringFlag, UsageError } from './io';
 
@@ -14,9 +14,9 @@ export function readProfile(path: string | undefined, cwd: string): CalibrationP
   if (!path) return undefined;
   const full = resolve(cwd, path);
   if (!existsSync(full)) throw new UsageError(`calibration profile ${path} not found`);
-  const profile = JSON.parse(readFileSync(full, 'utf8')) as CalibrationProfile;
-  if (profile.v !== 1 || !Array.isArray(profile.entries)) throw new UsageError(`${path} is not a Wattbench calibration profile (expected {"v": 1, "entries": [...]})`);
-  return profile;
+  const parsed = parseCalibrationProfile(readFileSync(full, 'utf8'));
+  if ('error' in parsed) throw new UsageError(`${path}: ${parsed.error}`);
+  return parsed.profile;
 }
 
 const round = (v: number, digits = 4) => (Number.isFinite(v) ? Number(v.toPrecision(digits)) : null);

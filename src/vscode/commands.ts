@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { calibrateDetailed } from '../core/estimate/calibrate';
 import { measurementsFromRuns } from '../core/estimate/from-runs';
-import type { CalibrationProfile } from '../core/estimate/profile';
+import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';
 import { estimateMarkdown } from './estimates';
 import type { EstimateService } from './estimates';
 import { configuredHosts, HostItem, type HostsTree, testHostConnection } from './hosts';
@@ -28,14 +28,26 @@ export function calibrationPath(): string | undefined {
   return folder ? join(folder.uri.fsPath, '.wattbench', 'calibration.json') : undefined;
 }
 
-export function loadCalibration(): CalibrationProfile | undefined {
+/**
+ * The workspace's calibration, or undefined (the prior) when there is none or it cannot be read;
+ * a broken file is reported through `warn` so the user knows why the CodeLens says "prior".
+ */
+export function loadCalibration(warn: (message: string) => void): CalibrationProfile | undefined {
   const path = calibrationPath();
   if (!path || !existsSync(path)) return undefined;
+  let text: string;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as CalibrationProfile;
-  } catch {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    warn(`cannot read ${vscode.workspace.asRelativePath(path)}: ${(e as Error).message}`);
     return undefined;
   }
+  const parsed = parseCalibrationProfile(text);
+  if ('error' in parsed) {
+    warn(`${vscode.workspace.asRelativePath(path)} is ignored, predictions use the prior: ${parsed.error}. Run "Wattbench: Calibrate from Runs" to rewrite it.`);
+    return undefined;
+  }
+  return parsed.profile;
 }
 
 async function pickConfig(): Promise<vscode.Uri | undefined> {

@@ -10,6 +10,7 @@ import {
   getModel,
   mlEnergyMeasurements,
   nelderMead,
+  parseCalibrationProfile,
   parseCsv,
   parseMlEnergyCsv,
   predictPoint,
@@ -101,6 +102,19 @@ describe('calibration', () => {
     assert.deepEqual(Object.keys(llama.params).sort(), ['bandwidth', 'compute', 'power']);
     assert.ok(llama.sources.some((s) => /ML\.ENERGY v3 llama-3\.1-8b/.test(s)));
     assert.doesNotThrow(() => JSON.parse(JSON.stringify(profile)));
+  });
+
+  it('reads back a profile it wrote, and names the first wrong field of a broken one', () => {
+    const profile = calibrate(sample());
+    const back = parseCalibrationProfile(JSON.stringify(profile));
+    assert.ok('profile' in back);
+    assert.deepEqual(back.profile, profile);
+    const broken = structuredClone(profile) as unknown as { entries: { params: Record<string, unknown> }[] };
+    broken.entries[0]!.params.power = 'high';
+    assert.deepEqual(parseCalibrationProfile(JSON.stringify(broken)), { error: 'entries[0].params.power must be a positive number' });
+    assert.match((parseCalibrationProfile('{"v": 1, "entries": [') as { error: string }).error, /^not JSON/);
+    assert.match((parseCalibrationProfile('{"entries": []}') as { error: string }).error, /expected \{"v": 1/);
+    assert.deepEqual(parseCalibrationProfile('{"v":1,"entries":[{"key":{"gpu":"H100-SXM-80GB","model":"m"},"params":{}}]}'), { error: 'entries[0].key.engine must be a string' });
   });
 
   it('says what the calibrated prediction rests on', () => {
