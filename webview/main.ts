@@ -294,21 +294,22 @@ class ResultView {
       return;
     }
     const name = (r: ResultRun) => (runs.length > 1 ? `${r.title} · ${r.started.slice(0, 16).replace('T', ' ')}` : r.title);
+    const runLabel = (r: ResultRun) => (runs.length > 1 ? name(r) : undefined);
     app.innerHTML = `
       <h1>${runs.map((r) => `${esc(name(r))} <vscode-badge>${esc(r.status)}</vscode-badge>${r.simulated ? ' <span class="sim">SIMULATED GPUs</span>' : ''}`).join(' &nbsp;vs&nbsp; ')}</h1>
       ${runs.map((r) => `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${r.slurm ? ` · Slurm job <b id="slurm-job">${esc(r.slurm.job_id)}</b> ${esc(r.slurm.state ?? '')}${r.slurm.queue_wait_s !== undefined ? `, queued ${fmt(r.slurm.queue_wait_s)} s` : ''}${r.slurm.nodes ? ` on ${esc(r.slurm.nodes.join(', '))}` : ''}` : ''} · energy from the ${esc(r.summary.points[0]?.energy.method ?? 'none')} · sampling ${fmt(r.summary.telemetry.achieved_interval_s)} s · idle ${fmt(r.summary.idle_baseline?.total_w)} W
         ${r.error ? `<div class="error">${esc(r.error)}</div>` : ''}${r.summary.errors.map((e) => `<div class="error">${esc(e.where)}: ${esc(e.message)}</div>`).join('')}
         <vscode-button secondary data-csv="${esc(r.runId)}" style="margin-left: 8px">Export CSV</vscode-button></div>`).join('')}
       ${runs.map((r) => this.perGpuRows(r)).join('')}
-      <div class="card"><h2>Summary per point</h2><div class="scroll"><table id="summary-table">${runs.map((r) => this.summaryRows(r, runs.length > 1)).join('')}</table></div></div>
+      <div class="card"><h2>Summary per point</h2><div class="scroll"><table id="summary-table">${runs.map((r) => this.summaryRows(r, runLabel(r))).join('')}</table></div></div>
       <div class="grid">
         <div class="card"><h2>Power timeline (W, all GPUs) ${pngButton(() => this.charts.get('power'), 'power-timeline')}</h2><div class="chart"><canvas id="r-power"></canvas></div></div>
         <div class="card"><h2>Pareto: J/token against throughput ${pngButton(() => this.charts.get('pareto'), 'pareto-throughput')}</h2><div class="chart"><canvas id="r-pareto"></canvas></div></div>
         <div class="card"><h2>Pareto: J/token against latency (p50, p99) ${pngButton(() => this.charts.get('pareto-lat'), 'pareto-latency')}</h2><div class="chart"><canvas id="r-pareto-lat"></canvas></div></div>
         <div class="card"><h2>Throughput and latency per point ${pngButton(() => this.charts.get('tput'), 'throughput-latency')}</h2><div class="chart"><canvas id="r-tput"></canvas></div></div>
       </div>
-      <div class="card"><h2>Predicted against measured${message.calibrationError !== undefined && message.calibrationError !== null ? ` (calibration leave-one-out error ${fmt(message.calibrationError * 100, 2)}%)` : ''}</h2><div class="scroll"><table id="prediction-table">${runs.map((r) => this.predictionRows(r)).join('')}</table></div></div>
-      <div class="card"><h2>Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests; denoised: to the fastest of repeated requests, plus an overhead)</h2><div class="scroll"><table id="idealized-table">${runs.map((r) => this.idealizedRows(r)).join('')}</table></div></div>
+      <div class="card"><h2>Predicted against measured${message.calibrationError !== undefined && message.calibrationError !== null ? ` (calibration leave-one-out error ${fmt(message.calibrationError * 100, 2)}%)` : ''}</h2><div class="scroll"><table id="prediction-table">${runs.map((r) => this.predictionRows(r, runLabel(r))).join('')}</table></div></div>
+      <div class="card"><h2>Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests; denoised: to the fastest of repeated requests, plus an overhead)</h2><div class="scroll"><table id="idealized-table">${runs.map((r) => this.idealizedRows(r, runLabel(r))).join('')}</table></div></div>
       ${runs.some((r) => r.notes.length) ? `<div class="card"><h2>Notes</h2>${runs.map((r) => r.notes.map((n) => `<div class="muted">${esc(n)}</div>`).join('')).join('')}</div>` : ''}`;
     app.querySelectorAll<HTMLElement>('[data-csv]').forEach((b) => b.addEventListener('click', () => vscode.postMessage({ type: 'exportCsv', runId: b.dataset.csv! })));
 
@@ -336,18 +337,18 @@ class ResultView {
     this.charts.set('tput', tput);
   }
 
-  private summaryRows(r: ResultRun, withRun: boolean): string {
-    const head = `<tr>${withRun ? '<th>run</th>' : ''}<th>point</th><th>status</th><th>time s</th><th>ok</th><th>err</th><th>in tok</th><th>out tok</th><th>tok/s</th><th>req/s</th><th>TTFT p50 s</th><th>TTFT p99 s</th><th>ITL p50 s</th><th>e2e p50 s</th><th>e2e p99 s</th><th>avg W</th><th>peak W</th><th>energy J</th><th>idle J</th><th>dynamic J</th><th>J/token</th><th>steady J/token</th><th>J/resp</th><th>$</th><th>gCO2</th><th>cap W</th></tr>`;
-    const rows = r.summary.points.map((p) => `<tr>${withRun ? `<td>${esc(r.title)}</td>` : ''}<td>${esc(r.labels[p.point] ?? p.point)}</td><td>${p.status}</td><td>${fmt(p.window.duration_s)}</td><td>${p.requests.ok}</td><td>${p.requests.errors}</td><td>${p.tokens.input}</td><td>${p.tokens.output}</td><td>${fmt(p.throughput.output_tokens_per_s)}</td><td>${fmt(p.throughput.requests_per_s)}</td><td>${fmt(p.latency.ttft_s?.p50)}</td><td>${fmt(p.latency.ttft_s?.p99)}</td><td>${fmt(p.latency.itl_s?.p50)}</td><td>${fmt(p.latency.e2e_s?.p50)}</td><td>${fmt(p.latency.e2e_s?.p99)}</td><td>${fmt(p.energy.avg_power_w)}</td><td>${fmt(p.energy.peak_power_w)}</td><td>${fmt(p.energy.total_j, 4)}</td><td>${fmt(p.energy.idle_j, 4)}</td><td>${fmt(p.energy.dynamic_j, 4)}</td><td>${fmt(p.j_per_output_token)}</td><td>${fmt(p.steady?.j_per_output_token)}</td><td>${fmt(p.j_per_response)}</td><td>${fmt(p.cost.usd, 2)}</td><td>${fmt(p.cost.gco2)}</td><td>${fmt(p.power_cap_w)}</td></tr>`);
+  private summaryRows(r: ResultRun, run?: string): string {
+    const head = `<tr>${runHead(run)}<th>point</th><th>status</th><th>time s</th><th>ok</th><th>err</th><th>in tok</th><th>out tok</th><th>tok/s</th><th>req/s</th><th>TTFT p50 s</th><th>TTFT p99 s</th><th>ITL p50 s</th><th>e2e p50 s</th><th>e2e p99 s</th><th>avg W</th><th>peak W</th><th>energy J</th><th>idle J</th><th>dynamic J</th><th>J/token</th><th>steady J/token</th><th>J/resp</th><th>$</th><th>gCO2</th><th>cap W</th></tr>`;
+    const rows = r.summary.points.map((p) => `<tr>${runCell(run)}<td>${esc(r.labels[p.point] ?? p.point)}</td><td>${p.status}</td><td>${fmt(p.window.duration_s)}</td><td>${p.requests.ok}</td><td>${p.requests.errors}</td><td>${p.tokens.input}</td><td>${p.tokens.output}</td><td>${fmt(p.throughput.output_tokens_per_s)}</td><td>${fmt(p.throughput.requests_per_s)}</td><td>${fmt(p.latency.ttft_s?.p50)}</td><td>${fmt(p.latency.ttft_s?.p99)}</td><td>${fmt(p.latency.itl_s?.p50)}</td><td>${fmt(p.latency.e2e_s?.p50)}</td><td>${fmt(p.latency.e2e_s?.p99)}</td><td>${fmt(p.energy.avg_power_w)}</td><td>${fmt(p.energy.peak_power_w)}</td><td>${fmt(p.energy.total_j, 4)}</td><td>${fmt(p.energy.idle_j, 4)}</td><td>${fmt(p.energy.dynamic_j, 4)}</td><td>${fmt(p.j_per_output_token)}</td><td>${fmt(p.steady?.j_per_output_token)}</td><td>${fmt(p.j_per_response)}</td><td>${fmt(p.cost.usd, 2)}</td><td>${fmt(p.cost.gco2)}</td><td>${fmt(p.power_cap_w)}</td></tr>`);
     return head + rows.join('');
   }
 
-  private predictionRows(r: ResultRun): string {
-    const head = '<tr><th>point</th><th>basis</th><th>J/token predicted</th><th>measured</th><th>error</th><th>tok/s predicted</th><th>measured</th><th>W predicted</th><th>measured</th></tr>';
+  private predictionRows(r: ResultRun, run?: string): string {
+    const head = `<tr>${runHead(run)}<th>point</th><th>basis</th><th>J/token predicted</th><th>measured</th><th>error</th><th>tok/s predicted</th><th>measured</th><th>W predicted</th><th>measured</th></tr>`;
     return head + r.summary.points.map((p) => {
       const pred = r.predictions[p.point];
       const err = pred && Number.isFinite(p.j_per_output_token) ? (pred.j_per_output_token / p.j_per_output_token - 1) * 100 : NaN;
-      return `<tr><td>${esc(r.labels[p.point] ?? p.point)}</td><td>${esc(pred?.basis ?? '–')}</td><td>${fmt(pred?.j_per_output_token)}</td><td>${fmt(p.j_per_output_token)}</td><td>${Number.isFinite(err) ? `${err > 0 ? '+' : ''}${err.toFixed(1)}%` : '–'}</td><td>${fmt(pred?.output_tokens_per_s)}</td><td>${fmt(p.throughput.output_tokens_per_s)}</td><td>${fmt(pred?.avg_power_w)}</td><td>${fmt(p.energy.avg_power_w)}</td></tr>`;
+      return `<tr>${runCell(run)}<td>${esc(r.labels[p.point] ?? p.point)}</td><td>${esc(pred?.basis ?? '–')}</td><td>${fmt(pred?.j_per_output_token)}</td><td>${fmt(p.j_per_output_token)}</td><td>${Number.isFinite(err) ? `${err > 0 ? '+' : ''}${err.toFixed(1)}%` : '–'}</td><td>${fmt(pred?.output_tokens_per_s)}</td><td>${fmt(p.throughput.output_tokens_per_s)}</td><td>${fmt(pred?.avg_power_w)}</td><td>${fmt(p.energy.avg_power_w)}</td></tr>`;
     }).join('');
   }
 
@@ -359,14 +360,18 @@ class ResultView {
     return `<div class="card"><h2>Energy per node and GPU (J, all points)</h2><table id="per-gpu-table"><tr><th>GPU</th><th>energy J</th><th>idle W</th></tr>${[...gpus.entries()].map(([g, j]) => `<tr><td>${esc(g)}</td><td>${fmt(j, 4)}</td><td>${fmt(r.summary.idle_baseline?.per_gpu_w[g])}</td></tr>`).join('')}</table></div>`;
   }
 
-  private idealizedRows(r: ResultRun): string {
-    return '<tr><th>point</th><th>α (s)</th><th>β (s/token)</th><th>requests fitted</th><th>denoised α (s)</th><th>denoised β (s/token)</th><th>overhead (s)</th><th>repeats</th></tr>' +
+  private idealizedRows(r: ResultRun, run?: string): string {
+    return `<tr>${runHead(run)}<th>point</th><th>α (s)</th><th>β (s/token)</th><th>requests fitted</th><th>denoised α (s)</th><th>denoised β (s/token)</th><th>overhead (s)</th><th>repeats</th></tr>` +
       r.summary.points.map((p) => {
         const d = r.denoised[p.point];
-        return `<tr><td>${esc(r.labels[p.point] ?? p.point)}</td><td>${fmt(p.idealized?.alpha_s)}</td><td>${fmt(p.idealized?.beta_s)}</td><td>${p.idealized?.n ?? '–'}</td><td>${fmt(d?.alpha_s)}</td><td>${fmt(d?.beta_s)}</td><td>${fmt(d?.overhead_s)}</td><td>${d?.repeats ?? '–'}</td></tr>`;
+        return `<tr>${runCell(run)}<td>${esc(r.labels[p.point] ?? p.point)}</td><td>${fmt(p.idealized?.alpha_s)}</td><td>${fmt(p.idealized?.beta_s)}</td><td>${p.idealized?.n ?? '–'}</td><td>${fmt(d?.alpha_s)}</td><td>${fmt(d?.beta_s)}</td><td>${fmt(d?.overhead_s)}</td><td>${d?.repeats ?? '–'}</td></tr>`;
       }).join('');
   }
 }
+
+/** In a comparison every table row says which run it is from; a single run's tables have no run column. */
+const runHead = (run?: string) => (run === undefined ? '' : '<th>run</th>');
+const runCell = (run?: string) => (run === undefined ? '' : `<td>${esc(run)}</td>`);
 
 function okPoints(summary: RunSummary): PointSummary[] {
   return summary.points.filter((p) => p.tokens.output > 0);

@@ -147,7 +147,8 @@ export class VSCodeSession {
       await new Promise((r) => setTimeout(r, 300));
       if (this.server.exitCode === null) this.server.kill('SIGKILL');
     }
-    rmSync(this.dir, { recursive: true, force: true });
+    // code-server's last writes into workspaceStorage can land while the tree is removed.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -74,6 +74,53 @@ describe('running a config in a real VS Code', () => {
     for (let i = 0; i < 100 && !metas().some((m) => m.config_name === 'e2e-long' && m.status !== 'running'); i++) await page.waitForTimeout(200);
     assert.ok(metas().some((m) => m.config_name === 'e2e-long' && m.status === 'cancelled'), JSON.stringify(metas().map((m) => m.status)));
     await vscode.screenshot('cancelled');
+  });
+
+  it('calibrates on the finished run: the profile is written and the CodeLens says calibrated', async () => {
+    const page = vscode.page;
+    await vscode.runCommand('Wattbench: Calibrate from Runs');
+    await page.locator('.notifications-toasts', { hasText: /calibrated on 2 measured points \(1 profile entry\)/ }).first().waitFor({ timeout: 30_000 });
+    const profile = JSON.parse(readFileSync(join(vscode.workspace, '.wattbench', 'calibration.json'), 'utf8'));
+    assert.deepEqual(profile.entries.map((e: { key: { gpu: string }; n: number }) => [e.key.gpu, e.n]), [['H100-SXM-80GB', 2]]);
+    await vscode.openFile('sim.wattbench.yaml');
+    await page.locator('.codelens-decoration', { hasText: 'J/token' }).filter({ hasText: '(calibrated)' }).first().waitFor({ timeout: 30_000 });
+    await vscode.screenshot('calibrated-codelens');
+  });
+
+  it('names a broken calibration file and falls back to the prior', async () => {
+    const page = vscode.page;
+    const file = join(vscode.workspace, '.wattbench', 'calibration.json');
+    const profile = JSON.parse(readFileSync(file, 'utf8'));
+    profile.entries[0].params.power = -1;
+    writeFileSync(file, JSON.stringify(profile));
+    await page.locator('.notifications-toasts', { hasText: /calibration\.json is ignored, predictions use the prior: entries\[0\]\.params\.power must be a positive number/ }).first().waitFor({ timeout: 30_000 });
+    await page.locator('.codelens-decoration', { hasText: 'J/token' }).filter({ hasText: '(prior)' }).first().waitFor({ timeout: 30_000 });
+  });
+
+  it('compares both runs side by side and exports one as CSV', async () => {
+    const page = vscode.page;
+    await vscode.runCommand('Wattbench: Compare Runs');
+    for (const name of ['e2e-sim', 'e2e-long']) await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click({ timeout: 15_000 });
+    await page.locator('.quick-input-widget', { hasText: '2 Selected' }).waitFor({ timeout: 5_000 });
+    await page.keyboard.press('Enter');
+    const compare = await webviewFrame(page, '#summary-table', 30_000, 'e2e-long');
+    const table = await compare.locator('#summary-table').innerText();
+    assert.match(table, /e2e-sim · \d{4}-\d\d-\d\d \d\d:\d\d/);
+    assert.match(table, /e2e-long · \d{4}-\d\d-\d\d \d\d:\d\d/);
+    assert.match(await compare.locator('#prediction-table').innerText(), /e2e-sim · [^\n]*\tconcurrency 4\t/, 'each predicted-against-measured row names its run');
+    await vscode.screenshot('compare-view');
+
+    await vscode.runCommand('Wattbench: Export CSV');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'e2e-sim' }).first().click({ timeout: 15_000 });
+    // code-server's save dialog is VS Code's own quick input, prefilled with the run's folder.
+    await page.waitForFunction(() => document.querySelector<HTMLInputElement>('.quick-input-widget input')?.value.endsWith('.csv'), undefined, { timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    const wrote = page.locator('.notifications-toasts', { hasText: /wrote \.wattbench\/runs\/[^/]+\/[^/]+\.csv/ });
+    await wrote.first().waitFor({ timeout: 15_000 });
+    const [, runId] = /runs\/([^/]+)\//.exec(await wrote.first().innerText())!;
+    const csv = readFileSync(join(vscode.workspace, '.wattbench', 'runs', runId, `${runId}.csv`), 'utf8').trim().split('\n');
+    assert.match(csv[0], /j_per_output_token/);
+    assert.equal(csv.length, 3, 'a header and one row per point');
   });
 });
 
