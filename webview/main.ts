@@ -155,7 +155,7 @@ class LiveView {
     vscode.setState({ runId: state.runId });
     this.perGpu = state.gpus.map(() => new ThinnedSeries());
     this.total = new ThinnedSeries();
-    for (const sample of state.samples) this.addSample(sample.t, sample.p);
+    for (const sample of state.samples) this.addSample(sample);
     this.tps = new ThinnedSeries();
     this.inflight = new ThinnedSeries();
     for (const p of state.throughput) {
@@ -174,7 +174,7 @@ class LiveView {
     if (!s) return;
     for (const sample of m.samples) {
       s.samples.push(sample);
-      this.addSample(sample.t, sample.p);
+      this.addSample(sample);
     }
     if (this.perGpu.length !== s.gpus.length) this.buildDatasets();
     for (const p of m.throughput) {
@@ -193,9 +193,12 @@ class LiveView {
     this.schedule(...(m.samples.length || capChanged ? (['power'] as const) : []), ...(m.throughput.length ? (['throughput'] as const) : []), ...(m.latency.length ? (['latency'] as const) : []), 'text');
   }
 
-  private addSample(t: number, watts: number[]): void {
-    watts.forEach((w, i) => (this.perGpu[i] ??= new ThinnedSeries()).push(t, w));
-    this.total.push(t, watts.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0));
+  private addSample({ t, p, total }: LiveState['samples'][number]): void {
+    p.forEach((w, i) => {
+      const series = (this.perGpu[i] ??= new ThinnedSeries());
+      if (Number.isFinite(w)) series.push(t, w);
+    });
+    this.total.push(t, total ?? p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0));
   }
 
   /** Dataset objects are made once (and again only when GPUs, the cap or the idle line change). */

@@ -52,6 +52,11 @@ describe('several hosts', { concurrency: false }, () => {
     const summary = outcome.summary;
     assert.deepEqual(summary.points.map((p) => p.point).sort(), loaded.points.map((p) => p.id).sort(), 'every point measured');
     for (const p of summary.points) assert.equal(p.requests.ok, 5, `${p.point} measured once, with all its requests`);
+    const hostOf = new Map(run.writer.meta.points.map((p) => [p.id, p.host]));
+    for (const p of summary.points) {
+      const hosts = [...new Set(p.energy.per_gpu.map((g) => g.gpu.split(':')[0]))];
+      assert.deepEqual(hosts, [hostOf.get(p.point)], `${p.point}: only the GPUs of the host that measured it`);
+    }
     const stored = readEventsSync(run.writer.dir);
     const pointsByHost = new Map<string, Set<string>>();
     for (const e of stored) if (e.type === 'point' && e.state === 'end') (pointsByHost.get(e.node!) ?? pointsByHost.set(e.node!, new Set()).get(e.node!)!).add(e.point);

@@ -205,3 +205,63 @@ describe('samples written just after the event that opens or closes a window', (
     close(sampled.energy.total_j, 107, 1e-9, 'samples: 100 W × 1.07 s');
   });
 });
+
+/**
+ * Two hosts of one sweep, each with one GPU and a point of its own, overlapping in time: host a idles
+ * at 70 W over [0, 1] and measures p1 at 450 W over [1.5, 5.5]; host b idles at 60 W over [2, 3] (while
+ * a is busy) and measures p2 at 300 W over [3.5, 6.5].
+ */
+function twoHostRun(): { a: AgentEvent[]; b: AgentEvent[] } {
+  const host = (node: string, idle: [number, number, number], busy: [number, number, number], point: string) => {
+    const events: Omit<AgentEvent, 'seq' | 'v'>[] = [];
+    const [i0, i1, idleW] = idle;
+    const [b0, b1, busyW] = busy;
+    events.push({ type: 'hello', t: i0, run_id: `r-${node}`, host: node, agent_version: 't', pid: 1, telemetry: { source: 'sim', interval_s: 0.1 }, simulated: true, gpus: [{ index: 0, name: 'G' }], node } as never);
+    events.push({ type: 'phase', t: i0, phase: 'baseline', node } as never);
+    for (let k = Math.round(i0 * 10); k <= Math.round(b1 * 10) + 2; k++) {
+      const t = k / 10;
+      if (Math.abs(t - i1) < 1e-9) events.push({ type: 'phase', t, phase: 'warmup', point, node } as never);
+      if (Math.abs(t - b0) < 1e-9) {
+        events.push({ type: 'phase', t, phase: 'measure', point, node } as never);
+        events.push({ type: 'point', t, point, state: 'start', node } as never);
+      }
+      if (Math.abs(t - b1) < 1e-9) events.push({ type: 'phase', t, phase: 'cooldown', point, node } as never);
+      events.push({ type: 'sample', t, gpus: [{ i: 0, p_w: t >= b0 - 1e-9 ? busyW : idleW }], node } as never);
+    }
+    events.push({ type: 'request', t: b1, point, i: 0, ok: true, t_start: b0, t_end: b1, prompt_tokens: 10, output_tokens: 100, latency_s: b1 - b0, node } as never);
+    events.push({ type: 'point', t: b1 + 0.2, point, state: 'end', status: 'ok', node } as never);
+    events.push({ type: 'done', t: b1 + 0.2, status: 'ok', caps_restored: true, node } as never);
+    return events.map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+  };
+  return { a: host('a', [0, 1, 70], [1.5, 5.5, 450], 'p1'), b: host('b', [2, 3, 60], [3.5, 6.5, 300], 'p2') };
+}
+
+describe('a sweep over several hosts', () => {
+  const check = (events: AgentEvent[], order: string) => {
+    const s = summarize(events, { pointsPerNode: true });
+    assert.deepEqual(Object.keys(s.idle_baseline?.per_gpu_w ?? {}).sort(), ['a:0', 'b:0']);
+    close(s.idle_baseline!.per_gpu_w['a:0']!, 70, 1e-9, `${order}: host a's idle from its own baseline`);
+    close(s.idle_baseline!.per_gpu_w['b:0']!, 60, 1e-9, `${order}: host b's idle from its own baseline, though a was busy then`);
+    const p1 = s.points.find((p) => p.point === 'p1')!;
+    const p2 = s.points.find((p) => p.point === 'p2')!;
+    close(p1.energy.total_j, 450 * 4, 1e-9, `${order}: p1 counts host a's GPU only`);
+    close(p2.energy.total_j, 300 * 3, 1e-9, `${order}: p2 counts host b's GPU only`);
+    close(p1.energy.idle_j, 70 * 4, 1e-9, `${order}: p1's idle share`);
+    assert.deepEqual(p1.energy.per_gpu.map((g) => g.gpu), ['a:0']);
+  };
+
+  it('counts each point on its own host, whether the hosts\' events come one after the other or interleaved', () => {
+    const { a, b } = twoHostRun();
+    check([...a, ...b], 'host by host');
+    check([...b, ...a], 'later host first');
+    check([...a, ...b].sort((x, y) => x.t - y.t), 'interleaved in time');
+  });
+
+  it('without per-node points (Slurm), every node\'s GPUs count toward node 0\'s point', () => {
+    const { a, b } = twoHostRun();
+    const samplesOfB = b.filter((e) => e.type === 'sample' || e.type === 'hello');
+    const s = summarize([...a, ...samplesOfB].sort((x, y) => x.t - y.t));
+    const p1 = s.points.find((p) => p.point === 'p1')!;
+    assert.deepEqual(p1.energy.per_gpu.map((g) => g.gpu).sort(), ['a:0', 'b:0']);
+  });
+});

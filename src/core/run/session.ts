@@ -52,9 +52,9 @@ export function createRunRecord(spec: RunSpec, target: string, id = newRunId(spe
   return { writer, summarizer: summarizerFor(spec.config, spec.points) };
 }
 
-/** A summarizer priced with the config's cost settings, showing each point's power cap. */
+/** A summarizer priced with the config's cost settings, showing each point's power cap; per node over several hosts. */
 export function summarizerFor(config: ResolvedConfig, points: ResolvedPoint[]): Summarizer {
-  return new Summarizer({ cost: config.cost, powerCaps: Object.fromEntries(points.map((p) => [p.id, p.powerCapW])) });
+  return new Summarizer({ cost: config.cost, powerCaps: Object.fromEntries(points.map((p) => [p.id, p.powerCapW])), pointsPerNode: config.target.kind === 'hosts' });
 }
 
 /**
@@ -65,7 +65,7 @@ export function summarizerForStoredRun(dir: string, meta: RunMeta): Summarizer {
   const configPath = join(dir, 'config.yaml');
   const loaded = existsSync(configPath) ? loadConfig(readFileSync(configPath, 'utf8')) : undefined;
   if (loaded?.config) return summarizerFor(loaded.config, loaded.points);
-  return new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])) });
+  return new Summarizer({ powerCaps: Object.fromEntries(meta.points.map((p) => [p.id, p.power_cap_w])), pointsPerNode: !!meta.hosts?.length });
 }
 
 export interface StartOptions extends RunSpec {

@@ -83,10 +83,19 @@ interface GpuAccumulator {
 class EnergyWindow {
   readonly gpus = new Map<string, GpuAccumulator>();
   end = Infinity;
-  constructor(readonly start: number) {}
+  /** `node`: the window holds only that node's GPUs (a point or baseline of one host of several). */
+  constructor(
+    readonly start: number,
+    readonly node?: string,
+  ) {}
+
+  holds(gpu: string): boolean {
+    return this.node === undefined || gpu.startsWith(`${this.node}:`);
+  }
 
   /** `averaged`: s1.p is the mean power over [t0, t1] (not a reading at t1), so it integrates as a step. */
   addSegment(gpu: string, seg: Segment, averaged = false): void {
+    if (!this.holds(gpu)) return;
     this.account(gpu, seg, Math.max(seg.t0, this.start), Math.min(seg.t1, this.end), averaged, 1);
   }
 
@@ -95,6 +104,7 @@ class EnergyWindow {
    * sample just before it wrote the event that ends the window): give back the part after the end.
    */
   trimAfterEnd(gpu: string, seg: Segment, averaged = false): void {
+    if (!this.holds(gpu)) return;
     this.account(gpu, seg, Math.max(seg.t0, this.start, this.end), seg.t1, averaged, -1);
   }
 
@@ -258,6 +268,11 @@ class PointAccumulator {
 
 export interface SummarizeOptions {
   cost?: CostSettings;
+  /**
+   * Each node runs points of its own (a sweep over several hosts), so a point's or an idle baseline's
+   * energy is its node's GPUs only. Off for Slurm, where every node's GPUs serve node 0's points.
+   */
+  pointsPerNode?: boolean;
   /** Power caps by point id, from the resolved config, to show beside each point. */
   powerCaps?: Record<string, number | undefined>;
 }
@@ -275,7 +290,8 @@ export class Summarizer {
   private readonly whole = new EnergyWindow(-Infinity);
   /** Idle windows: one per agent (each node or host of a run measures its own). */
   private baselines: EnergyWindow[] = [];
-  private baseline?: EnergyWindow;
+  /** The baseline being measured, by node ('' unless points are per node). */
+  private readonly baseline = new Map<string, EnergyWindow>();
   private hellos: HelloEvent[] = [];
   /** Nodes ('' for a single host) whose power readings are means over the sampling interval. */
   private readonly averagedNodes = new Set<string>();
@@ -301,7 +317,7 @@ export class Summarizer {
         if (event.telemetry?.power_reading === 'interval_average') this.averagedNodes.add(event.node ?? '');
         break;
       case 'phase':
-        this.onPhase(event.phase, event.point, event.t);
+        this.onPhase(event.phase, event.point, event.t, this.options.pointsPerNode ? event.node : undefined);
         break;
       case 'sample':
         this.onSample(event);
@@ -337,8 +353,8 @@ export class Summarizer {
     return acc;
   }
 
-  private open(start: number): EnergyWindow {
-    const window = new EnergyWindow(start);
+  private open(start: number, node?: string): EnergyWindow {
+    const window = new EnergyWindow(start, node);
     this.openWindows.add(window);
     for (const [gpu, { seg, averaged }] of this.lastSegment) if (seg.t1 > start) window.addSegment(gpu, seg, averaged);
     return window;
@@ -351,12 +367,17 @@ export class Summarizer {
   }
 
 
-  private onPhase(phase: string, pointId: string | undefined, t: number): void {
-    if (this.baseline && this.baseline.end === Infinity && phase !== 'baseline') this.close(this.baseline, t);
-    if (phase === 'baseline') this.baselines.push((this.baseline = this.open(t)));
+  private onPhase(phase: string, pointId: string | undefined, t: number, node: string | undefined): void {
+    const baseline = this.baseline.get(node ?? '');
+    if (baseline && baseline.end === Infinity && phase !== 'baseline') this.close(baseline, t);
+    if (phase === 'baseline') {
+      const opened = this.open(t, node);
+      this.baseline.set(node ?? '', opened);
+      this.baselines.push(opened);
+    }
     if (!pointId) return;
     const acc = this.point(pointId);
-    if (phase === 'measure' && !acc.measure) acc.measure = this.open(t);
+    if (phase === 'measure' && !acc.measure) acc.measure = this.open(t, node);
     // The agent marks the end of measurement with `cooldown` (every request answered).
     if (phase === 'cooldown') this.close(acc.measure, t);
   }
@@ -383,9 +404,13 @@ export class Summarizer {
       if (!m || event.t < m.start) continue;
       acc.curve.record(Math.min(event.t, m.end) - m.start, m.totalEnergy(), m.end !== Infinity && event.t >= m.end);
     }
-    // A closed window is final once every GPU's samples have passed its end.
-    const oldest = Math.min(...[...this.lastSample.values()].map((s) => s.t));
-    for (const window of this.openWindows) if (window.end !== Infinity && oldest >= window.end) this.openWindows.delete(window);
+    // A closed window is final once every GPU it holds has samples past its end.
+    for (const window of this.openWindows) {
+      if (window.end === Infinity) continue;
+      let oldest = Infinity;
+      for (const [gpu, last] of this.lastSample) if (window.holds(gpu)) oldest = Math.min(oldest, last.t);
+      if (oldest >= window.end) this.openWindows.delete(window);
+    }
   }
 
   private onRequest(r: RequestEvent): void {

@@ -40,6 +40,8 @@ export interface RunMeta {
   gpus?: { index: number; name: string; node?: string }[];
   points: { id: string; label: string; params: Record<string, unknown>; power_cap_w?: number; host?: string }[];
   remotes: RemoteHandle[];
+  /** The hosts a sweep over several hosts shares its points among, so a restart can go on with them. */
+  hosts?: string[];
   /** Predictions made at dispatch, to set against the measurements. */
   predictions?: Record<string, { runtime_s: number; j_per_output_token: number; avg_power_w: number; energy_j: number; output_tokens_per_s: number; basis: string }>;
   slurm?: { job_id: string; state?: string; submitted?: string; started?: string; queue_wait_s?: number; nodes?: string[] };

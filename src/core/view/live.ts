@@ -9,6 +9,16 @@ import type { LiveState, PointInfo, SeriesPoint, HostToLive } from './protocol';
 
 /** Above this many samples the oldest half is thinned by two: hours of data stay drawable and bounded. */
 const MAX_SAMPLES = 120_000;
+/**
+ * Several nodes' events arrive in bursts, one node's after another's: samples and requests are held
+ * this long and let out in time order, so the charts never run back in time.
+ */
+const MERGE_LAG_S = 1;
+/** A GPU whose node has not reported for this long no longer counts toward the total. */
+const STALE_S = 2;
+
+type Timed = Extract<AgentEvent, { type: 'sample' | 'request' }>;
+const timeOf = (e: Timed) => (e.type === 'request' ? e.t_end : e.t);
 
 export class LiveTracker {
   readonly state: LiveState;
@@ -17,8 +27,15 @@ export class LiveTracker {
   private pendingLatency: LiveState['latency'] = [];
   private readonly gpuIndex = new Map<string, number>();
   private bucket?: { second: number; tokens: number; open: number };
-  /** Most requests in flight the agent reported during the current throughput second. */
+  /** Most requests in flight (over every node) during the current throughput second. */
   private inflightPeak = 0;
+  private readonly inflightByNode = new Map<string, number>();
+  /** Each GPU's latest reading, for the total when nodes sample apart. */
+  private readonly latest: { t: number; w: number }[] = [];
+  private held: Timed[] = [];
+  private newest = -Infinity;
+  /** The latest time let out to the charts: anything later than the merge lag is drawn here. */
+  private drawnUpTo = -Infinity;
 
   constructor(init: { runId: string; title: string; target: string; points: PointInfo[] }) {
     this.state = {
@@ -46,6 +63,27 @@ export class LiveTracker {
   }
 
   add(event: AgentEvent): void {
+    if (event.node === undefined) return this.apply(event);
+    // A node's `done` ends its part only: the run's status comes from setStatus.
+    if (event.type === 'done') return;
+    if (event.type !== 'sample' && event.type !== 'request') return this.apply(event);
+    this.held.push(event);
+    const t = timeOf(event);
+    if (t > this.newest) {
+      this.newest = t;
+      this.release(t - MERGE_LAG_S);
+    }
+  }
+
+  private release(upTo: number): void {
+    if (!this.held.length) return;
+    this.held.sort((a, b) => timeOf(a) - timeOf(b));
+    let n = 0;
+    while (n < this.held.length && timeOf(this.held[n]) <= upTo) n++;
+    for (const event of this.held.splice(0, n)) this.apply(event);
+  }
+
+  private apply(event: AgentEvent): void {
     const s = this.state;
     switch (event.type) {
       case 'hello':
@@ -73,10 +111,23 @@ export class LiveTracker {
         for (const g of event.gpus) {
           const i = this.gpuKey(event.node, g.i);
           p[i] = g.p_w;
+          this.latest[i] = { t: event.t, w: g.p_w };
           if (s.phase === 'baseline') s.idleW = null;
         }
-        if (event.inflight !== undefined) this.inflightPeak = Math.max(this.inflightPeak, event.inflight);
-        const sample = { t: this.rel(event.t), p };
+        if (event.inflight !== undefined) {
+          this.inflightByNode.set(event.node ?? '', event.inflight);
+          let inflight = 0;
+          for (const n of this.inflightByNode.values()) inflight += n;
+          this.inflightPeak = Math.max(this.inflightPeak, inflight);
+        }
+        const t = Math.max(this.rel(event.t), this.drawnUpTo);
+        this.drawnUpTo = t;
+        const sample: SeriesPoint = { t, p };
+        if (event.node !== undefined) {
+          let total = 0;
+          for (const l of this.latest) if (l && event.t - l.t <= STALE_S && Number.isFinite(l.w)) total += l.w;
+          sample.total = total;
+        }
         s.samples.push(sample);
         this.pendingSamples.push(sample);
         if (s.samples.length > MAX_SAMPLES) {
@@ -87,7 +138,7 @@ export class LiveTracker {
       }
       case 'request': {
         if (event.warmup || !event.ok) break;
-        const second = Math.floor(this.rel(event.t_end));
+        const second = Math.max(Math.floor(this.rel(event.t_end)), this.bucket?.second ?? -Infinity);
         if (!this.bucket || this.bucket.second !== second) {
           if (this.bucket) this.closeBucket();
           this.bucket = { second, tokens: 0, open: 0 };
@@ -132,12 +183,19 @@ export class LiveTracker {
 
   setStatus(status: LiveState['status'], message?: string): void {
     this.state.status = status;
+    if (status !== 'running' && status !== 'reconnecting') this.flushHeld();
     if (message !== undefined) this.state.message = message;
   }
 
   setSummary(summary: RunSummary): void {
     this.state.summary = summary;
     if (summary.idle_baseline) this.state.idleW = summary.idle_baseline.total_w;
+  }
+
+  /** Lets out every held event (the run ended, or a stored run was replayed). */
+  flushHeld(): void {
+    this.release(Infinity);
+    if (this.bucket && this.state.status !== 'running') this.closeBucket();
   }
 
   snapshot(): HostToLive {
@@ -180,5 +238,6 @@ export function trackerFromEvents(meta: RunMeta, events: Iterable<AgentEvent>): 
     points: meta.points.map((p) => ({ id: p.id, label: p.label, status: 'pending' })),
   });
   for (const event of events) tracker.add(event);
+  tracker.flushHeld();
   return tracker;
 }

@@ -9,8 +9,10 @@ import type { RunSummary } from '../run/summarize';
 export interface SeriesPoint {
   /** Seconds since the run started. */
   t: number;
-  /** Watts per GPU, in `gpus` order. */
+  /** Watts per GPU, in `gpus` order; NaN for GPUs of other nodes, which sample apart. */
   p: number[];
+  /** All GPUs together, each at its latest reading, when several nodes sample apart. */
+  total?: number;
 }
 
 export interface PointInfo {
