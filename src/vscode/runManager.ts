@@ -5,6 +5,7 @@ import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/run/events';
 import { markOrphaned, reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
 import { describeTarget, startRun, type RunHandle } from '../core/run/start';
+import { MultiHostRun } from '../core/run/multihost';
 import { SlurmRun } from '../core/slurm/run';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
@@ -272,8 +273,9 @@ export class RunManager implements vscode.Disposable {
   async reattachAll(): Promise<void> {
     const store = this.store;
     if (!store || !vscode.workspace.isTrusted) return;
-    const { reattachable, slurm, orphaned } = runsToReattach(store);
+    const { reattachable, multihost, slurm, orphaned } = runsToReattach(store);
     for (const meta of slurm) if (!this.active.has(meta.run_id)) this.reattachSlurm(store, meta);
+    for (const meta of multihost) if (!this.active.has(meta.run_id)) this.resumeMultiHost(store, meta);
     for (const meta of orphaned) {
       if (this.active.has(meta.run_id)) continue;
       markOrphaned(store, meta);
@@ -318,6 +320,34 @@ export class RunManager implements vscode.Disposable {
     } catch (error) {
       bag.dispose();
       this.log.warn(`could not reattach to Slurm run ${meta.run_id}: ${(error as Error).message}`);
+    }
+  }
+
+  /** A sweep over several hosts: follow each host's unfinished point again, then go on with the queue. */
+  private resumeMultiHost(store: RunStore, meta: RunMeta): void {
+    const bag = new DisposableBag();
+    let active: ActiveRun | undefined;
+    const early: AgentEvent[] = [];
+    const workspace = vscode.workspace.workspaceFolders![0].uri.fsPath;
+    const configDir = resolve(workspace, dirname(meta.config_file ?? '.'));
+    try {
+      const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
+      const run = MultiHostRun.resume({
+        store,
+        runId: meta.run_id,
+        transportFor: (h) => this.transportFor(h),
+        agentSource: this.agentSource,
+        resolveLocal: (p) => resolve(configDir, p),
+        logger: this.log,
+        listener: this.listenerFor(() => active, early),
+      });
+      active = this.adopt(run, { configName: meta.config_name, target: meta.target, tracker, pointsTotal: meta.points.length }, bag, early);
+      void vscode.window.showInformationMessage(`Wattbench: resumed ${meta.config_name} on ${meta.target}; points measured before the restart are kept.`);
+    } catch (error) {
+      bag.dispose();
+      markOrphaned(store, meta, (error as Error).message);
+      this.changed.fire();
+      void vscode.window.showWarningMessage(`Wattbench: could not resume ${meta.config_name} (${meta.target}): ${(error as Error).message}. What was received is kept.`);
     }
   }
 

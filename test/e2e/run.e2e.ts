@@ -186,9 +186,18 @@ describe('running on a loopback SSH host from VS Code', () => {
   let vscode: VSCodeSession;
   let lab: SshLab;
   before(async () => {
-    lab = await startSshLab([{ alias: 'gpu-lab', address: '127.0.0.7' }]);
+    lab = await startSshLab([
+      { alias: 'gpu-lab', address: '127.0.0.7' },
+      { alias: 'gpu-lab2', address: '127.0.0.8' },
+    ]);
     vscode = await VSCodeSession.start({
-      files: { 'ssh.wattbench.yaml': SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-ssh').replace('target: local', 'target: gpu-lab') },
+      files: {
+        'ssh.wattbench.yaml': SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-ssh').replace('target: local', 'target: gpu-lab'),
+        'multi.wattbench.yaml': SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-multi')
+          .replace('target: local', 'target: [gpu-lab, gpu-lab2]')
+          .replace('num_prompts: 8', 'num_prompts: 16')
+          .replace('concurrency: [1, 4]', 'concurrency: [1, 2, 3, 4]'),
+      },
       prepareHome: (home) => {
         mkdirSync(join(home, '.ssh'), { recursive: true, mode: 0o700 });
         copyFileSync(lab.sshConfig, join(home, '.ssh', 'config'));
@@ -214,5 +223,25 @@ describe('running on a loopback SSH host from VS Code', () => {
     const found = page.locator('.notifications-toasts', { hasText: /gpu-lab: reachable, Python 3\.\d+\.\d+, but no GPU telemetry: no GPU telemetry found/ });
     await found.first().waitFor({ timeout: 60_000 });
     await vscode.screenshot('ssh-host-tested');
+  });
+
+  it('resumes a sweep over two hosts after the window reloads, measuring each point once', async () => {
+    const page = vscode.page;
+    await vscode.openFile('multi.wattbench.yaml');
+    await page.locator('.codelens-decoration a', { hasText: 'Run on 2 hosts' }).first().click({ timeout: 30_000 });
+    const live = await webviewFrame(page, '#title', 60_000, 'e2e-multi');
+    await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
+    await vscode.runCommand('Developer: Reload Window');
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    await page.locator('.notifications-toasts', { hasText: 'resumed e2e-multi on gpu-lab, gpu-lab2' }).first().waitFor({ timeout: 60_000 });
+    const runsDir = join(vscode.workspace, '.wattbench', 'runs');
+    const runId = readdirSync(runsDir).find((d) => d.includes('e2e-multi'))!;
+    const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
+    for (let i = 0; i < 600 && meta().status === 'running'; i++) await page.waitForTimeout(200);
+    assert.equal(meta().status, 'ok', JSON.stringify(meta().notes));
+    const summary = JSON.parse(readFileSync(join(runsDir, runId, 'summary.json'), 'utf8'));
+    assert.deepEqual(summary.points.map((p: { requests: { ok: number } }) => p.requests.ok), [16, 16, 16, 16]);
+    assert.equal(readdirSync(join(runsDir, runId, 'attempts')).length, 4, 'no point was started twice');
+    await vscode.screenshot('multihost-resumed');
   });
 });

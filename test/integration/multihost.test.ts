@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/core/config';
 import type { AgentEvent } from '../../src/core/run/events';
 import { MultiHostRun } from '../../src/core/run/multihost';
+import { runsToReattach } from '../../src/core/run/session';
 import { readEventsSync, RunStore } from '../../src/core/store/store';
 import { SshTransport } from '../../src/core/transport/ssh';
 import { AGENT, simConfig, testLogger, waitFor } from './helpers';
@@ -68,5 +69,38 @@ describe('several hosts', { concurrency: false }, () => {
     assert.ok(attempts.some((a) => a.includes('-h3-')), 'the failed attempt\'s data is kept');
     assert.ok(existsSync(join(run.writer.dir, 'summary.json')));
     assert.ok(Object.keys(summary.idle_baseline?.per_gpu_w ?? {}).some((k) => k.startsWith('h1:')), 'per-host GPUs');
+  });
+
+  it('is left running when the window goes away and resumed after, following the points in flight instead of restarting them', async () => {
+    const text = simConfig({ name: 'resumed-hosts', sweep: '  concurrency: [1, 2, 3, 4]', workload: { num_prompts: 6 } }).replace('target: local', 'target: [h1, h2]');
+    const loaded = loadConfig(text);
+    assert.ok(loaded.config, JSON.stringify(loaded.diagnostics));
+    const store = RunStore.forWorkspace(mkdtempSync(join(tmpdir(), 'wb-multi-resume-')));
+    const transportFor = (h: string) => SshTransport.forHost(h, { configPath: lab.sshConfig, home: lab.home, readyTimeoutMs: 3000 });
+    const before: AgentEvent[] = [];
+    const first = new MultiHostRun({
+      store, hosts: ['h1', 'h2'], transportFor, agentSource: AGENT, configText: text, config: loaded.config, points: loaded.points,
+      resolveLocal: (p) => p, listener: { onEvent: (e) => before.push(e) },
+    });
+    await waitFor(() => ['h1', 'h2'].every((h) => before.some((e) => e.type === 'request' && e.node === h)), 60_000, 'both hosts measuring');
+    first.detach();
+    const left = await first.done;
+    assert.equal(left.status, 'detached');
+    assert.equal(store.get(first.id)!.meta.status, 'running', 'the record still says running, for the next window');
+    assert.deepEqual(runsToReattach(store).multihost.map((m) => m.run_id), [first.id]);
+
+    const log: string[] = [];
+    const resumed = MultiHostRun.resume({ store, runId: first.id, transportFor, agentSource: AGENT, resolveLocal: (p) => p, logger: testLogger(log) });
+    const outcome = await resumed.done;
+    assert.equal(outcome.status, 'ok', `${log.join('\n')}\n${JSON.stringify(resumed.writer.meta.notes)}`);
+    assert.deepEqual(outcome.summary.points.map((p) => p.point).sort(), loaded.points.map((p) => p.id).sort(), 'every point measured');
+    for (const p of outcome.summary.points) assert.equal(p.requests.ok, 6, `${p.point} measured once, with all its requests`);
+    const attempts = readdirSync(join(resumed.writer.dir, 'attempts'));
+    assert.equal(attempts.length, loaded.points.length, `one attempt per point: the two in flight were followed, not started again (${attempts.join(', ')})`);
+    assert.ok(resumed.writer.meta.notes.some((n) => /resumed after a restart: \d of 4 point\(s\) measured, following \S+ on h\d/.test(n)), JSON.stringify(resumed.writer.meta.notes));
+    for (const attempt of attempts) {
+      const seqs = readEventsSync(join(resumed.writer.dir, 'attempts', attempt)).map((e) => e.seq);
+      assert.deepEqual(seqs, seqs.map((_, i) => i), `${attempt}: no event lost or doubled across the restart`);
+    }
   });
 });

@@ -36,14 +36,16 @@ describe('the workspace results store', () => {
     assert.throws(() => store.dirOf('../../etc'), /not a run id/);
   });
 
-  it('reattaches single-host runs and Slurm jobs, and marks several-host runs it cannot follow', () => {
+  it('reattaches single-host runs, sweeps over several hosts and Slurm jobs, and marks runs it cannot follow', () => {
     const handle = { host: 'h', runDir: '/r', pid: 42, offset: 0, nextSeq: 0 };
     store.create(meta('single', { remotes: [handle] }), '').close();
     store.create(meta('multi', { remotes: [{ ...handle, node: 'a' }, { ...handle, node: 'b' }] }), '').close();
+    store.create(meta('hosts', { remotes: [{ ...handle, node: 'a' }], hosts: ['a', 'b'] }), '').close();
     store.create(meta('slurm', { remotes: [{ ...handle, pid: undefined, node: 'node-0' }], slurm: { job_id: '7' } }), '').close();
     store.create(meta('done', { status: 'ok', remotes: [handle] }), '').close();
-    const { reattachable, slurm, orphaned } = runsToReattach(store);
+    const { reattachable, multihost, slurm, orphaned } = runsToReattach(store);
     assert.deepEqual(reattachable.map((m) => m.run_id), ['single']);
+    assert.deepEqual(multihost.map((m) => m.run_id), ['hosts']);
     assert.deepEqual(slurm.map((m) => m.run_id), ['slurm']);
     assert.deepEqual(orphaned.map((m) => m.run_id), ['multi']);
     markOrphaned(store, orphaned[0]);

@@ -215,25 +215,28 @@ export async function reattachRun(options: ReattachOptions): Promise<{ writer: R
 }
 
 /**
- * Runs the store says were still going when last seen: single-host runs and Slurm jobs can be followed
- * again; runs over several hosts cannot yet, and are returned apart so the caller can say so.
+ * Runs the store says were still going when last seen, by how each is followed again: single-host
+ * runs, sweeps over several hosts, Slurm jobs; runs that cannot be (their record predates `hosts`)
+ * are returned apart so the caller can say so.
  */
-export function runsToReattach(store: RunStore): { reattachable: RunMeta[]; slurm: RunMeta[]; orphaned: RunMeta[] } {
+export function runsToReattach(store: RunStore): { reattachable: RunMeta[]; multihost: RunMeta[]; slurm: RunMeta[]; orphaned: RunMeta[] } {
   const running = store.list().map((r) => r.meta).filter((m) => m.status === 'running');
-  const single = (m: RunMeta) => !m.slurm && m.remotes.length === 1 && m.remotes[0].pid !== undefined && !m.remotes[0].node;
   const slurm = (m: RunMeta) => !!m.slurm?.job_id;
+  const multihost = (m: RunMeta) => !slurm(m) && !!m.hosts?.length;
+  const single = (m: RunMeta) => !slurm(m) && !multihost(m) && m.remotes.length === 1 && m.remotes[0].pid !== undefined && !m.remotes[0].node;
   return {
     reattachable: running.filter(single),
+    multihost: running.filter(multihost),
     slurm: running.filter(slurm),
-    orphaned: running.filter((m) => !single(m) && !slurm(m) && m.remotes.length > 0),
+    orphaned: running.filter((m) => !single(m) && !slurm(m) && !multihost(m) && m.remotes.length > 0),
   };
 }
 
 /** Marks a run that cannot be followed again, saying where it may still be going. */
-export function markOrphaned(store: RunStore, meta: RunMeta): void {
+export function markOrphaned(store: RunStore, meta: RunMeta, reason = 'its record does not say how'): void {
   const writer = store.open(meta.run_id);
   const where = meta.target;
-  writer.note(`Wattbench restarted while this run was going and cannot reattach to runs over several hosts yet; it may still be running on ${where}. What was received before is kept.`);
+  writer.note(`Wattbench restarted while this run was going and cannot follow it again (${reason}); it may still be running on ${where}. What was received before is kept.`);
   writer.updateMeta({ status: 'lost', error: `lost track of the run when Wattbench restarted; it may still be running on ${where}` });
   writer.close();
 }
