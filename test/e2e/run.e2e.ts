@@ -242,6 +242,9 @@ describe('running on a loopback SSH host from VS Code', () => {
     const summary = JSON.parse(readFileSync(join(runsDir, runId, 'summary.json'), 'utf8'));
     assert.deepEqual(summary.points.map((p: { requests: { ok: number } }) => p.requests.ok), [16, 16, 16, 16]);
     assert.equal(readdirSync(join(runsDir, runId, 'attempts')).length, 4, 'no point was started twice');
+    // The live view came back with the window, and ends when the run does, not when one host's point does.
+    const resumedLive = await webviewFrame(page, '#title', 30_000, 'e2e-multi');
+    await resumedLive.waitForFunction(() => document.querySelector('#status')?.textContent === 'ok', undefined, { timeout: 15_000 });
     await vscode.screenshot('multihost-resumed');
   });
 });
