@@ -33,12 +33,12 @@ if (install.status !== 0) {
   process.exit(1);
 }
 const server = spawn(process.execPath, [ENTRY, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--user-data-dir', join(DEMO, 'user-data'), '--extensions-dir', join(DEMO, 'extensions'), workspace], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-const stop = () => {
+const stop = (code = 0) => {
   server.kill('SIGTERM');
-  process.exit(0);
+  process.exit(code);
 };
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+process.on('SIGINT', () => stop());
+process.on('SIGTERM', () => stop());
 let announced = false;
 const onOutput = async (chunk: Buffer) => {
   if (announced || !chunk.toString().includes('HTTP server listening')) return;
@@ -46,8 +46,12 @@ const onOutput = async (chunk: Buffer) => {
   const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`;
   console.log(`\nWattbench demo: VS Code (code-server 4.100.3) with the extension is at\n\n  ${url}\n\nOpen demo-sim.wattbench.yaml and click "Run on local". Ctrl+C stops it.\n`);
   if (process.argv.includes('--headless-check')) {
-    await headlessCheck(url);
-    stop();
+    // A failed check must not leave code-server holding the port.
+    const ok = await headlessCheck(url).then(
+      () => true,
+      (error: Error) => (console.error(`demo check failed: ${error.message}`), false),
+    );
+    stop(ok ? 0 : 1);
   } else if (process.env.DISPLAY && existsSync('/usr/bin/chromium')) {
     spawn('/usr/bin/chromium', ['--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--app=${url}`], { stdio: 'ignore', detached: true }).unref();
   }
@@ -70,13 +74,23 @@ async function headlessCheck(url: string): Promise<void> {
   const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(url);
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-  await page.waitForTimeout(1500);
+  // The workspace opens its README first (startupEditor); opening the config before it would lose focus to it.
+  await page.locator('.tabs-container .tab', { hasText: 'README' }).first().waitFor({ timeout: 20_000 }).catch(() => undefined);
+  await page.waitForTimeout(1000);
   await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
   await page.keyboard.press('Control+P');
   await page.locator('.quick-input-widget input').fill('demo-sim.wattbench.yaml');
   await page.locator('.quick-input-list .monaco-list-row', { hasText: 'demo-sim' }).first().waitFor();
   await page.keyboard.press('Enter');
-  await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click({ timeout: 30_000 });
+  try {
+    // A README preview restored or opened late can still take the front: bring the config forward.
+    await page.locator('.tabs-container .tab', { hasText: 'demo-sim.wattbench.yaml' }).first().click({ timeout: 15_000 });
+    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click({ timeout: 60_000 });
+  } catch (error) {
+    await page.screenshot({ path: join(DEMO, 'demo-check-failed.png') });
+    console.error(`demo check: no "Run on local" CodeLens (screenshot in ${join(DEMO, 'demo-check-failed.png')})`);
+    throw error;
+  }
   for (let i = 0; i < 240; i++) {
     const frames = page.frames();
     let samples = 0;
