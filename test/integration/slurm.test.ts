@@ -18,7 +18,7 @@ describe('Slurm', { concurrency: false }, () => {
   let lab: SshLab;
   const transports: SshTransport[] = [];
   before(async () => {
-    cluster = await startSlurm();
+    cluster = await startSlurm(2);
     lab = await startSshLab([{ alias: 'login', address: '127.0.0.6', env: { SLURM_CONF: cluster.conf } }]);
   });
   after(async () => {
@@ -75,6 +75,22 @@ describe('Slurm', { concurrency: false }, () => {
       assert.ok(p.energy.total_j > 0);
       assert.equal(p.energy.per_gpu.reduce((s, g) => s + g.energy_j, 0).toFixed(6), p.energy.total_j.toFixed(6), 'the total is the sum over every node\'s GPUs');
     }
+  });
+
+  it('samples every node of a two-node job: node 0 runs the benchmark, node 1 only samples, and each point counts both', async () => {
+    const { run, log } = slurmRun('    login: login\n    nodes: 2\n    gpus_per_node: 2', { sweep: '  concurrency: [2]' });
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'ok', `${log.join('\n')}\n${run.writer.meta.error}`);
+    assert.deepEqual(run.writer.meta.slurm?.nodes, ['node0', 'node1']);
+    const events = readEventsSync(run.writer.dir);
+    assert.deepEqual([...new Set(events.map((e) => e.node))].sort(), ['node-0', 'node-1']);
+    const fromNode1 = new Set(events.filter((e) => e.node === 'node-1').map((e) => e.type));
+    assert.deepEqual([...fromNode1].sort(), ['done', 'hello', 'sample'], 'node 1 only samples');
+    const [point] = outcome.summary.points;
+    assert.equal(point.requests.ok, 6);
+    assert.deepEqual(point.energy.per_gpu.map((g) => g.gpu), ['node-0:0', 'node-0:1', 'node-1:0', 'node-1:1'], 'every GPU of the allocation');
+    assert.ok(point.energy.per_gpu.every((g) => g.energy_j > 0));
+    assert.deepEqual(Object.keys(outcome.summary.idle_baseline?.per_gpu_w ?? {}).sort(), ['node-0:0', 'node-0:1', 'node-1:0', 'node-1:1']);
   });
 
   it('runs the example Slurm config end to end', async () => {

@@ -14,7 +14,8 @@ export interface SlurmCluster {
   stop(): Promise<void>;
 }
 
-export async function startSlurm(): Promise<SlurmCluster> {
+/** `nodes` > 1 runs one slurmd per node on loopback addresses 127.0.0.1, .2, … (each with its own port and spool). */
+export async function startSlurm(nodes = 1): Promise<SlurmCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'wb-slurm-'));
   chmodSync(dir, 0o755);
   const munge = join(dir, 'munge');
@@ -29,7 +30,7 @@ export async function startSlurm(): Promise<SlurmCluster> {
   const devices = join(dir, 'dev');
   mkdirSync(devices);
   for (const i of [0, 1]) execFileSync('mknod', [join(devices, `nvidia${i}`), 'c', '1', '3']);
-  const node = 'localhost';
+  const names = nodes === 1 ? ['localhost'] : Array.from({ length: nodes }, (_, i) => `node${i}`);
   const state = join(dir, 'state');
   const spool = join(dir, 'spool');
   mkdirSync(state);
@@ -46,11 +47,11 @@ export async function startSlurm(): Promise<SlurmCluster> {
       `AuthInfo=socket=${socket}`,
       'MailProg=/bin/true',
       `StateSaveLocation=${state}`,
-      `SlurmdSpoolDir=${spool}`,
+      `SlurmdSpoolDir=${spool}/%n`,
       `SlurmctldPidFile=${join(dir, 'slurmctld.pid')}`,
-      `SlurmdPidFile=${join(dir, 'slurmd.pid')}`,
+      `SlurmdPidFile=${join(dir, 'slurmd-%n.pid')}`,
       `SlurmctldLogFile=${join(dir, 'slurmctld.log')}`,
-      `SlurmdLogFile=${join(dir, 'slurmd.log')}`,
+      `SlurmdLogFile=${join(dir, 'slurmd-%n.log')}`,
       'SlurmctldPort=16817',
       'SlurmdPort=16818',
       'ProctrackType=proctrack/linuxproc',
@@ -67,20 +68,21 @@ export async function startSlurm(): Promise<SlurmCluster> {
       'MinJobAge=600',
       'InactiveLimit=0',
       'OverTimeLimit=0',
-      `NodeName=${node} NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 Gres=gpu:fake:2 State=UNKNOWN`,
+      ...names.map((n, i) => `NodeName=${n} NodeAddr=127.0.0.${i + 1} Port=${16818 + i} CPUs=2 RealMemory=2000 Gres=gpu:fake:2 State=UNKNOWN`),
       'PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
       '',
     ].join('\n'),
   );
-  writeFileSync(join(dir, 'gres.conf'), `AutoDetect=off\nNodeName=${node} Name=gpu Type=fake File=${devices}/nvidia[0-1]\n`);
+  writeFileSync(join(dir, 'gres.conf'), `AutoDetect=off\n${names.map((n) => `NodeName=${n} Name=gpu Type=fake File=${devices}/nvidia[0-1]\n`).join('')}`);
+  for (const n of names) mkdirSync(join(spool, n));
   const env = { SLURM_CONF: conf };
   await waitFor(() => spawnSync('test', ['-S', socket]).status === 0, 10_000, 'munged');
   processes.push(spawn('slurmctld', ['-D', '-i', '-f', conf], { env: { ...process.env, ...env }, stdio: 'ignore' }));
-  processes.push(spawn('slurmd', ['-D', '-N', node, '-f', conf], { env: { ...process.env, ...env }, stdio: 'ignore' }));
+  for (const n of names) processes.push(spawn('slurmd', ['-D', '-N', n, '-f', conf], { env: { ...process.env, ...env }, stdio: 'ignore' }));
   await waitFor(() => {
-    const r = spawnSync('sinfo', ['-h', '-o', '%T'], { env: { ...process.env, ...env }, encoding: 'utf8' });
-    return r.status === 0 && /idle/.test(r.stdout);
-  }, 30_000, `the Slurm node to be idle (logs in ${dir})`);
+    const r = spawnSync('sinfo', ['-h', '-N', '-o', '%T'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    return r.status === 0 && r.stdout.trim().split('\n').filter((l) => /idle/.test(l)).length === names.length;
+  }, 30_000, `${names.length} Slurm node(s) to be idle (logs in ${dir})`);
   void hostname;
   return {
     dir,

@@ -17,7 +17,7 @@ import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
 import { sleep } from '../util/sleep';
-import { parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from './sbatch';
+import { expandHostlist, parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from './sbatch';
 
 export interface SlurmRunOptions extends RunSpec {
   transport: Transport;
@@ -165,7 +165,7 @@ export class SlurmRun {
           submitted: m.slurm?.submitted,
           started: parsed.startTime,
           queue_wait_s: parsed.state === 'PENDING' ? undefined : queueWait,
-          nodes: parsed.nodeList ? [parsed.nodeList] : undefined,
+          nodes: parsed.nodeList ? expandHostlist(parsed.nodeList) : undefined,
         };
       });
       this.log.info(`Slurm job ${this.jobId}: ${parsed.state}${parsed.reason ? ` (${parsed.reason})` : ''}`);

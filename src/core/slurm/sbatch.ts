@@ -84,6 +84,43 @@ export function parseScontrolJob(text: string): SlurmJobInfo | undefined {
   };
 }
 
+/**
+ * The node names of a Slurm hostlist expression as scontrol prints it: `gpu[01-03,07],login1` →
+ * gpu01, gpu02, gpu03, gpu07, login1 (zero padding kept; several bracket groups multiply out).
+ */
+export function expandHostlist(list: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i <= list.length; i++) {
+    const c = list[i];
+    if (c === '[') depth++;
+    else if (c === ']') depth--;
+    else if ((c === ',' && depth === 0) || c === undefined) {
+      if (i > start) items.push(list.slice(start, i));
+      start = i + 1;
+    }
+  }
+  return items.flatMap(expandItem);
+}
+
+function expandItem(item: string): string[] {
+  const open = item.indexOf('[');
+  const close = item.indexOf(']', open);
+  if (open < 0 || close < 0) return [item];
+  const head = item.slice(0, open);
+  const tails = expandItem(item.slice(close + 1));
+  const names: string[] = [];
+  for (const part of item.slice(open + 1, close).split(',')) {
+    const [from, to = from] = part.split('-');
+    const a = Number(from);
+    const b = Number(to);
+    if (!Number.isInteger(a) || !Number.isInteger(b) || b < a) return [item];
+    for (let n = a; n <= b; n++) for (const tail of tails) names.push(`${head}${String(n).padStart(from.length, '0')}${tail}`);
+  }
+  return names;
+}
+
 /** Seconds between two scontrol timestamps (local time, ISO-like), or undefined. */
 export function secondsBetween(a?: string, b?: string): number | undefined {
   if (!a || !b) return undefined;
