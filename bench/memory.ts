@@ -52,7 +52,7 @@ export async function memory(): Promise<{ peak: Figure; retained: Figure }> {
     target: { on: 'ratio', op: '<', limit: 1.1 },
     method:
       generated +
-      'Value: live heap after full collections (gc() twice) with the Summarizer still referenced, minus the same once it is dropped: exactly what it retains, free of GC timing. ' +
+      'Value: live heap after full collections (the least of five gc()-twice readings) with the Summarizer still referenced, minus the same once it is dropped: what it retains, free of GC timing. ' +
       'Same points and rates in both runs, so any growth is growth with events.',
     details: runs,
   };
