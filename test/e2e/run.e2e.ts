@@ -8,6 +8,26 @@ import { startSshLab, type SshLab } from '../integration/sshd';
 
 const LONG_CONFIG = SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-long').replace('num_prompts: 8', 'num_prompts: 400').replace('concurrency: [1, 4]', 'concurrency: [1]');
 
+/**
+ * Runs a config from its CodeLens, reloads the window once it measures, waits for the extension's
+ * toast that it follows the run again, then for the run to end; returns the run's stored meta.
+ */
+async function reloadMidRun(vscode: VSCodeSession, run: { file: string; lens: string; name: string; toast: string }) {
+  const page = vscode.page;
+  await vscode.openFile(run.file);
+  await page.locator('.codelens-decoration a', { hasText: run.lens }).first().click({ timeout: 30_000 });
+  const live = await webviewFrame(page, '#title', 60_000, run.name);
+  await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
+  await vscode.runCommand('Developer: Reload Window');
+  await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+  await page.locator('.notifications-toasts', { hasText: run.toast }).first().waitFor({ timeout: 60_000 });
+  const runsDir = join(vscode.workspace, '.wattbench', 'runs');
+  const runId = readdirSync(runsDir).find((d) => d.includes(run.name))!;
+  const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
+  for (let i = 0; i < 600 && meta().status === 'running'; i++) await page.waitForTimeout(200);
+  return { runsDir, runId, meta };
+}
+
 describe('running a config in a real VS Code', () => {
   let vscode: VSCodeSession;
   before(async () => {
@@ -135,18 +155,7 @@ describe('a run outlives the extension host', () => {
   });
 
   it('is reattached after the extension host restarts, losing nothing', async () => {
-    const page = vscode.page;
-    await vscode.openFile('long.wattbench.yaml');
-    await page.locator('.codelens-decoration a', { hasText: 'Run on local' }).first().click({ timeout: 30_000 });
-    const live = await webviewFrame(page, '#title', 60_000, 'e2e-long');
-    await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
-    await vscode.runCommand('Developer: Reload Window');
-    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-    await page.locator('.notifications-toasts', { hasText: 'reattached to e2e-long on local' }).first().waitFor({ timeout: 60_000 });
-    const runsDir = join(vscode.workspace, '.wattbench', 'runs');
-    const [runId] = readdirSync(runsDir);
-    const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
-    for (let i = 0; i < 300 && meta().status === 'running'; i++) await page.waitForTimeout(200);
+    const { runsDir, runId, meta } = await reloadMidRun(vscode, { file: 'long.wattbench.yaml', lens: 'Run on local', name: 'e2e-long', toast: 'reattached to e2e-long on local' });
     assert.equal(meta().status, 'ok');
     assert.ok(meta().notes.some((n: string) => /reattached at byte \d+/.test(n)), JSON.stringify(meta().notes));
     const seqs = readFileSync(join(runsDir, runId, 'events.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).seq);
@@ -227,17 +236,7 @@ describe('running on a loopback SSH host from VS Code', () => {
 
   it('resumes a sweep over two hosts after the window reloads, measuring each point once', async () => {
     const page = vscode.page;
-    await vscode.openFile('multi.wattbench.yaml');
-    await page.locator('.codelens-decoration a', { hasText: 'Run on 2 hosts' }).first().click({ timeout: 30_000 });
-    const live = await webviewFrame(page, '#title', 60_000, 'e2e-multi');
-    await live.waitForFunction(() => document.querySelector('#phase')?.textContent === 'measure', undefined, { timeout: 60_000 });
-    await vscode.runCommand('Developer: Reload Window');
-    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-    await page.locator('.notifications-toasts', { hasText: 'resumed e2e-multi on gpu-lab, gpu-lab2' }).first().waitFor({ timeout: 60_000 });
-    const runsDir = join(vscode.workspace, '.wattbench', 'runs');
-    const runId = readdirSync(runsDir).find((d) => d.includes('e2e-multi'))!;
-    const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
-    for (let i = 0; i < 600 && meta().status === 'running'; i++) await page.waitForTimeout(200);
+    const { runsDir, runId, meta } = await reloadMidRun(vscode, { file: 'multi.wattbench.yaml', lens: 'Run on 2 hosts', name: 'e2e-multi', toast: 'resumed e2e-multi on gpu-lab, gpu-lab2' });
     assert.equal(meta().status, 'ok', JSON.stringify(meta().notes));
     const summary = JSON.parse(readFileSync(join(runsDir, runId, 'summary.json'), 'utf8'));
     assert.deepEqual(summary.points.map((p: { requests: { ok: number } }) => p.requests.ok), [16, 16, 16, 16]);
