@@ -71,6 +71,22 @@ describe('several hosts', { concurrency: false }, () => {
     assert.ok(Object.keys(summary.idle_baseline?.per_gpu_w ?? {}).some((k) => k.startsWith('h1:')), 'per-host GPUs');
   });
 
+  it('cancelled while its hosts are still starting, stops the points they then start and leaves nothing running', async () => {
+    const text = simConfig({ name: 'cancel-early', sweep: '  concurrency: [1, 2]', workload: { num_prompts: 200 } }).replace('target: local', 'target: [h1, h2]');
+    const loaded = loadConfig(text);
+    assert.ok(loaded.config, JSON.stringify(loaded.diagnostics));
+    const store = RunStore.forWorkspace(mkdtempSync(join(tmpdir(), 'wb-multi-cancel-')));
+    const run = new MultiHostRun({
+      store, hosts: ['h1', 'h2'], agentSource: AGENT, configText: text, config: loaded.config, points: loaded.points, resolveLocal: (p) => p,
+      transportFor: (h) => SshTransport.forHost(h, { configPath: lab.sshConfig, home: lab.home, readyTimeoutMs: 3000 }),
+    });
+    await run.cancel(); // the hosts are still installing the agent: nobody is followed yet
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'cancelled');
+    for (const p of outcome.summary.points) assert.ok(p.requests.ok < 200, `${p.point} was stopped, not run to its end (${p.requests.ok} requests)`);
+    for (const h of ['h1', 'h2']) assert.equal(lab.exec(h, `pgrep -af ${run.id} | grep -v pgrep || true`).trim(), '', `nothing of the run is left on ${h}`);
+  });
+
   it('is left running when the window goes away and resumed after, following the points in flight instead of restarting them', async () => {
     const text = simConfig({ name: 'resumed-hosts', sweep: '  concurrency: [1, 2, 3, 4]', workload: { num_prompts: 6 } }).replace('target: local', 'target: [h1, h2]');
     const loaded = loadConfig(text);

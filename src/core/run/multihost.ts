@@ -222,8 +222,15 @@ export class MultiHostRun {
 
   /** Follows an attempt to its end; a finished point joins the run, a lost one throws for `guarded`. */
   private async follow(worker: HostWorker, agent: InstalledAgent, attempt: Attempt): Promise<void> {
+    if (this.detached) {
+      // The window went away while this attempt was being started: the next window resumes it.
+      attempt.writer.close();
+      return;
+    }
     const follower = new AgentFollower(agent, attempt.writer, attempt.handle, attempt.summary, this.forwarding(), { ...this.options, reconnectForMs: this.options.reconnectForMs ?? 20_000 });
     worker.current = follower;
+    // Cancel can come while this attempt was still being installed or started.
+    if (this.cancelled) void follower.cancel();
     let ended: boolean;
     try {
       ended = await follower.follow();
