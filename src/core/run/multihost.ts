@@ -19,7 +19,7 @@ import type { AgentEvent } from './events';
 import { buildJob } from './job';
 import { installAgent, remoteRunDir, startAgent, uploadRunFiles, type InstalledAgent } from './remote';
 import { AgentFollower, type FollowOptions, type RunListener, type RunOutcome } from './follower';
-import { createRunRecord, summarizerForStoredRun, type RunSpec } from './session';
+import { createRunRecord, replayStored, summarizerFor, type RunSpec } from './session';
 import { Summarizer } from './summarize';
 
 export interface MultiHostOptions extends RunSpec {
@@ -113,7 +113,7 @@ export class MultiHostRun {
     if (!loaded.config) throw new Error(`run ${options.runId}: its stored config.yaml no longer validates`);
     const wanted = new Set(meta.points.map((p) => p.id));
     const points = loaded.points.filter((p) => wanted.has(p.id));
-    const summarizer = summarizerForStoredRun(writer.dir, meta);
+    const summarizer = summarizerFor(loaded.config, points);
     for (const event of readEventsSync(writer.dir)) summarizer.add(event);
     const measured = new Set(summarizer.result().points.map((p) => p.point));
     const { unfinished, attempts } = readAttempts(writer.dir, points, measured);
@@ -205,7 +205,7 @@ export class MultiHostRun {
       const entry = m.points.find((p) => p.id === point.id);
       if (entry) entry.host = worker.host;
     });
-    const attemptDir = join(this.writer.dir, 'attempts', `${n}-${worker.host.replace(/[^A-Za-z0-9._-]/g, '_')}-${point.id}`);
+    const attemptDir = join(this.writer.dir, 'attempts', `${n}-${fileSafe(worker.host)}-${point.id}`);
     mkdirSync(attemptDir, { recursive: true });
     const meta = this.writer.meta;
     const writer = new RunWriter(attemptDir, {
@@ -244,7 +244,7 @@ export class MultiHostRun {
     try {
       if (!ended) throw new TransportError(`lost the connection and could not get it back`, 'disconnected');
       if (!follower.sawDone && !this.cancelled) throw new Error('the agent stopped without finishing the point');
-      await follower.collectLogs(`${worker.host.replace(/[^A-Za-z0-9._-]/g, '_')}-${attempt.point.id}`);
+      await follower.collectLogs(`${fileSafe(attempt.host)}-${attempt.point.id}`);
       attempt.writer.updateMeta({ status: follower.doneStatus ?? 'cancelled', ended: new Date().toISOString() });
     } catch (error) {
       attempt.writer.updateMeta({ status: 'error', ended: new Date().toISOString(), error: (error as Error).message });
@@ -284,6 +284,9 @@ export class MultiHostRun {
   }
 }
 
+/** A host as part of a file name (aliases may hold @ or :). */
+const fileSafe = (host: string) => host.replace(/[^A-Za-z0-9._-]/g, '_');
+
 /**
  * The attempts of a stored run still marked running whose point was not measured: each is followed
  * again from its stored offset, its summary rebuilt from the events it already has.
@@ -303,13 +306,7 @@ function readAttempts(runDir: string, points: ResolvedPoint[], measured: Set<str
     const handle = meta.remotes[0];
     if (meta.status !== 'running' || !point || measured.has(point.id) || !handle?.pid) continue;
     const summary = new Summarizer();
-    let lastSeq = -1;
-    for (const event of readEventsSync(dir)) {
-      summary.add(event);
-      lastSeq = Math.max(lastSeq, event.seq);
-    }
-    // Events past the offset last written to meta may already be stored; seq says which are new.
-    handle.nextSeq = Math.max(handle.nextSeq, lastSeq + 1);
+    replayStored(dir, summary, handle);
     unfinished.push({ n, host: meta.target, point, writer: new RunWriter(dir, meta), summary, handle });
   }
   unfinished.sort((a, b) => a.n - b.n);

@@ -180,6 +180,20 @@ export async function finishFollowing(follower: AgentFollower, writer: RunWriter
 }
 
 
+/**
+ * Feeds a stored run's (or attempt's) events into `summarizer` before following it again, and moves
+ * `handle` past them: the stored file may hold events past the offset last written to meta, and seq
+ * settles which are new.
+ */
+export function replayStored(dir: string, summarizer: Summarizer, handle: RemoteHandle): void {
+  let lastSeq = -1;
+  for (const event of readEventsSync(dir)) {
+    summarizer.add(event);
+    lastSeq = Math.max(lastSeq, event.seq);
+  }
+  handle.nextSeq = Math.max(handle.nextSeq, lastSeq + 1);
+}
+
 export interface ReattachOptions extends FollowOptions {
   store: RunStore;
   runId: string;
@@ -198,13 +212,7 @@ export async function reattachRun(options: ReattachOptions): Promise<{ writer: R
   const handle = meta.remotes[0];
   if (!handle?.pid) throw new Error(`run ${options.runId} has no agent to reattach to`);
   const summarizer = summarizerForStoredRun(writer.dir, meta);
-  let lastSeq = -1;
-  for (const event of readEventsSync(writer.dir)) {
-    summarizer.add(event);
-    lastSeq = Math.max(lastSeq, event.seq);
-  }
-  // The stored file may hold events past the last offset written to meta; seq settles which are new.
-  handle.nextSeq = Math.max(handle.nextSeq, lastSeq + 1);
+  replayStored(writer.dir, summarizer, handle);
   const agent = await installAgent(options.transport, options.agentSource);
   const listener = options.listener ?? {};
   const follower = new AgentFollower(agent, writer, handle, summarizer, listener, options);

@@ -33,6 +33,7 @@ export class LiveTracker {
   /** Each GPU's latest reading, for the total when nodes sample apart. */
   private readonly latest: { t: number; w: number }[] = [];
   private held: Timed[] = [];
+  private heldUnsorted = false;
   private newest = -Infinity;
   /** The latest time let out to the charts: anything later than the merge lag is drawn here. */
   private drawnUpTo = -Infinity;
@@ -67,8 +68,10 @@ export class LiveTracker {
     // A node's `done` ends its part only: the run's status comes from setStatus.
     if (event.type === 'done') return;
     if (event.type !== 'sample' && event.type !== 'request') return this.apply(event);
-    this.held.push(event);
     const t = timeOf(event);
+    const last = this.held[this.held.length - 1];
+    if (last && t < timeOf(last)) this.heldUnsorted = true;
+    this.held.push(event);
     if (t > this.newest) {
       this.newest = t;
       this.release(t - MERGE_LAG_S);
@@ -77,7 +80,9 @@ export class LiveTracker {
 
   private release(upTo: number): void {
     if (!this.held.length) return;
-    this.held.sort((a, b) => timeOf(a) - timeOf(b));
+    // Sorting only at a burst's seam: this runs for every event of a replayed day-long run.
+    if (this.heldUnsorted) this.held.sort((a, b) => timeOf(a) - timeOf(b));
+    this.heldUnsorted = false;
     let n = 0;
     while (n < this.held.length && timeOf(this.held[n]) <= upTo) n++;
     for (const event of this.held.splice(0, n)) this.apply(event);
