@@ -3,7 +3,7 @@
  * deterministically so a day-long run never exists in memory at once and every run of the bench
  * reads the same stream.
  */
-import type { AgentEvent, GpuInfo, GpuSample, RequestEvent } from '../src/core/run/events';
+import type { AgentEvent, GpuInfo, GpuSample, RequestEvent } from '../src/core/protocol/events';
 
 export interface RunShape {
   gpus: number;

@@ -2,8 +2,8 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import { Chart, Decimation, Legend, LinearScale, LineController, LineElement, PointElement, ScatterController, Tooltip, type ChartDataset } from 'chart.js';
-import type { HostToLive, HostToResult, LiveState, ResultRun, ViewToHost } from '../src/core/view/protocol';
-import type { PointSummary, RunSummary } from '../src/core/run/summarize';
+import type { HostToLive, HostToResult, LiveState, ResultRun, ViewToHost } from '../src/core/protocol/webview';
+import type { PointSummary, RunSummary } from '../src/core/protocol/summary';
 
 Chart.register(LineController, ScatterController, LineElement, PointElement, LinearScale, Legend, Tooltip, Decimation);
 

@@ -1,4 +1,4 @@
-import type { RunSummary } from '../core/run/summarize';
+import type { RunSummary } from '../core/protocol/summary';
 import { formatDuration, formatEnergy } from '../core/config/units';
 
 /** A plain-text table; columns padded to their widest cell. */

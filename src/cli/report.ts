@@ -6,7 +6,7 @@ import { summaryTable } from './format';
 import { type CliIO, parseArgs, UsageError } from './io';
 import { summaryCsv } from '../core/store/csv';
 import { denoisedFits } from '../core/run/denoised';
-import type { AgentEvent } from '../core/run/events';
+import type { AgentEvent } from '../core/protocol/events';
 
 export const reportUsage = 'wattbench report RUNDIR [--csv] [--json]   re-summarise a stored run from its events';
 

@@ -5,9 +5,9 @@ import { summaryCsv } from '../core/store/csv';
 import { readEvents, readEventsSync, readMeta, readSummary, type RunStore } from '../core/store/store';
 import { summarizerForStoredRun } from '../core/run/session';
 import { denoisedFits } from '../core/run/denoised';
-import type { AgentEvent } from '../core/run/events';
+import type { AgentEvent } from '../core/protocol/events';
 import { trackerFromEvents, type LiveTracker } from '../core/view/live';
-import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/view/protocol';
+import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/protocol/webview';
 import { DisposableBag } from './disposable';
 import type { RunManager } from './runManager';
 

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { readSummary, type RunMeta, type RunRecord } from '../core/store/store';
-import type { PointSummary } from '../core/run/summarize';
+import type { PointSummary } from '../core/protocol/summary';
 import type { RunManager } from './runManager';
 
 type Node = ConfigNode | RunNode | PointNode;

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/core/config';
-import type { AgentEvent } from '../../src/core/run/events';
+import type { AgentEvent } from '../../src/core/protocol/events';
 import { Run, type RunListener } from '../../src/core/run/session';
 import { RunStore } from '../../src/core/store/store';
 import type { Transport } from '../../src/core/transport/types';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/core/config';
-import type { AgentEvent } from '../../src/core/run/events';
+import type { AgentEvent } from '../../src/core/protocol/events';
 import { MultiHostRun } from '../../src/core/run/multihost';
 import { runsToReattach } from '../../src/core/run/session';
 import { readEventsSync, RunStore } from '../../src/core/store/store';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AgentEvent } from '../../src/core/run/events';
+import type { AgentEvent } from '../../src/core/protocol/events';
 import { denoisedFits } from '../../src/core/run/denoised';
 
 describe('denoised runtime of a stored run', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AgentEvent } from '../../src/core/run/events';
+import type { AgentEvent } from '../../src/core/protocol/events';
 import { LiveTracker } from '../../src/core/view/live';
-import { parseViewMessage } from '../../src/core/view/protocol';
+import { parseViewMessage } from '../../src/core/protocol/webview';
 
 let seq = 0;
 const ev = (e: Record<string, unknown>) => ({ v: 1, seq: seq++, ...e }) as unknown as AgentEvent;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AgentEvent } from '../../src/core/run/events';
+import type { AgentEvent } from '../../src/core/protocol/events';
 import { EventStream } from '../../src/core/run/stream';
 import { EnergyCurve, summarize, TokenTimeline } from '../../src/core/run/summarize';
 import { Histogram } from '../../src/core/run/histogram';

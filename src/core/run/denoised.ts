@@ -5,16 +5,8 @@
  * denoise and the point gets none. Reads every request, so it runs on stored runs, not live.
  */
 import { fitDenoised, promptRuntime, type RuntimeSample } from '../estimate/idealized';
-import type { AgentEvent } from './events';
-
-export interface DenoisedFit {
-  beta_s: number;
-  overhead_s: number;
-  /** α at the point's mean prompt length. */
-  alpha_s: number;
-  repeats: number;
-  requests: number;
-}
+import type { AgentEvent } from '../protocol/events';
+import type { DenoisedFit } from '../protocol/summary';
 
 export function denoisedFits(events: Iterable<AgentEvent>): Record<string, DenoisedFit> {
   const byPoint = new Map<string, { samples: RuntimeSample[]; repeats: Set<number> }>();

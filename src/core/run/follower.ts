@@ -5,7 +5,7 @@
 import type { RunStatus, RunWriter, RemoteHandle } from '../store/store';
 import { silentLogger, type Logger } from '../util/logger';
 import { sleep } from '../util/sleep';
-import type { AgentEvent } from './events';
+import type { AgentEvent } from '../protocol/events';
 import {
   fetchText,
   isAlive,
@@ -18,7 +18,8 @@ import {
   type InstalledAgent,
 } from './remote';
 import { EventStream, type StreamProblem } from './stream';
-import type { RunSummary, Summarizer } from './summarize';
+import type { RunSummary } from '../protocol/summary';
+import type { Summarizer } from './summarize';
 
 export type RunPhase = 'preparing' | 'installing' | 'starting' | 'running' | 'reconnecting' | 'cancelling' | 'finished' | 'detached';
 

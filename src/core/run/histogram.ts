@@ -2,22 +2,14 @@
  * Percentiles in fixed memory: log-spaced buckets 1% apart (relative error ≤ 0.5%), so a day-long
  * run's million latencies cost the same memory as a minute's.
  */
+import type { Percentiles } from '../protocol/summary';
+
 const GAMMA = 1.01;
 const INV_LOG_GAMMA = 1 / Math.log(GAMMA);
 const MIN_VALUE = 1e-6;
 /** Buckets from 1 µs to about 11 days, in a flat array: counting is an index, not a hash lookup. */
 const FIRST_BUCKET = Math.ceil(Math.log(MIN_VALUE) * INV_LOG_GAMMA);
 const BUCKETS = Math.ceil(Math.log(1e6) * INV_LOG_GAMMA) - FIRST_BUCKET + 1;
-
-export interface Percentiles {
-  n: number;
-  mean: number;
-  min: number;
-  max: number;
-  p50: number;
-  p90: number;
-  p99: number;
-}
 
 export class Histogram {
   /** Allocated on the first value: most histograms of a big sweep's idle points stay empty. */

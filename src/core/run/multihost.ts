@@ -15,7 +15,7 @@ import { readEventsSync, readMeta, RunWriter, type RemoteHandle, type RunStore }
 import type { Transport } from '../transport/types';
 import { TransportError } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
-import type { AgentEvent } from './events';
+import type { AgentEvent } from '../protocol/events';
 import { buildJob } from './job';
 import { installAgent, remoteRunDir, startAgent, uploadRunFiles, type InstalledAgent } from './remote';
 import { AgentFollower, type FollowOptions, type RunListener, type RunOutcome } from './follower';

@@ -2,7 +2,7 @@
  * Splits an agent's byte stream into events, remembering the byte offset of the last complete line
  * so a dropped connection resumes exactly there, and checking `seq` so nothing is lost or doubled.
  */
-import { parseEventLine, type AgentEvent } from './events';
+import { parseEventLine, type AgentEvent } from '../protocol/events';
 
 export interface StreamProblem {
   kind: 'garbled' | 'gap' | 'duplicate';

@@ -5,71 +5,9 @@
  */
 import type { CostSettings } from '../config/model';
 import { DEFAULT_COST } from '../config/model';
-import type { AgentEvent, GpuInfo, HelloEvent, RequestEvent, SampleEvent } from './events';
-import { Histogram, type Percentiles } from './histogram';
-
-export type EnergyMethod = 'counter' | 'integral' | 'mixed' | 'none';
-
-export interface GpuEnergy {
-  gpu: string;
-  energy_j: number;
-  avg_power_w: number;
-  peak_power_w: number;
-}
-
-export interface EnergySummary {
-  method: EnergyMethod;
-  total_j: number;
-  /** What the GPUs would have drawn idle over the same time (idle baseline × duration). */
-  idle_j: number;
-  dynamic_j: number;
-  avg_power_w: number;
-  peak_power_w: number;
-  per_gpu: GpuEnergy[];
-}
-
-export interface PointSummary {
-  point: string;
-  status: 'ok' | 'error' | 'cancelled' | 'timeout' | 'running';
-  window: { start: number; end: number; duration_s: number };
-  /** From the start of measurement until the last request was sent: every slot busy, no drain. */
-  steady: { start: number; end: number; duration_s: number; output_tokens_per_s: number; avg_power_w: number; j_per_output_token: number } | null;
-  requests: { ok: number; errors: number; warmup: number };
-  tokens: { input: number; output: number };
-  throughput: { output_tokens_per_s: number; total_tokens_per_s: number; requests_per_s: number };
-  latency: { ttft_s?: Percentiles; itl_s?: Percentiles; e2e_s?: Percentiles };
-  energy: EnergySummary;
-  j_per_output_token: number;
-  j_per_response: number;
-  cost: { usd: number; gco2: number };
-  /** HELM's form fitted to this point's requests: latency ≈ alpha + beta·(output_tokens − 1). */
-  idealized: { alpha_s: number; beta_s: number; n: number } | null;
-  power_cap_w?: number;
-}
-
-export interface RunSummary {
-  run_id: string;
-  status: 'ok' | 'error' | 'cancelled' | 'running';
-  simulated: boolean;
-  hosts: string[];
-  gpus: (GpuInfo & { node?: string })[];
-  telemetry: { source: string; interval_s: number; achieved_interval_s: number | null; samples: number };
-  idle_baseline: { duration_s: number; per_gpu_w: Record<string, number>; total_w: number } | null;
-  points: PointSummary[];
-  total: {
-    duration_s: number;
-    requests: number;
-    output_tokens: number;
-    energy: EnergySummary;
-    j_per_output_token: number;
-    j_per_response: number;
-    cost: { usd: number; gco2: number };
-  };
-  errors: { where: string; message: string; point?: string }[];
-  caps_restored: boolean | null;
-  /** Gaps, duplicates and garbled lines noticed while reading the stream. */
-  problems: string[];
-}
+import type { AgentEvent, HelloEvent, RequestEvent, SampleEvent } from '../protocol/events';
+import type { EnergySummary, GpuEnergy, PointSummary, RunSummary } from '../protocol/summary';
+import { Histogram } from './histogram';
 
 interface GpuAccumulator {
   energy: number;

@@ -1,4 +1,4 @@
-import type { RunSummary } from '../run/summarize';
+import type { RunSummary } from '../protocol/summary';
 import type { RunMeta } from './store';
 
 const COLUMNS = [

@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { AgentEvent } from '../run/events';
-import { parseEventLine } from '../run/events';
-import type { RunSummary } from '../run/summarize';
+import type { AgentEvent } from '../protocol/events';
+import { parseEventLine } from '../protocol/events';
+import type { RunSummary } from '../protocol/summary';
 
 export type RunStatus = 'running' | 'ok' | 'error' | 'cancelled' | 'lost';
 

@@ -2,10 +2,10 @@
  * The live view's state, built from the event stream: power per GPU, throughput, latency, phase and
  * progress. Pure: the extension feeds it events and forwards its snapshots and deltas to the webview.
  */
-import type { AgentEvent } from '../run/events';
-import type { RunSummary } from '../run/summarize';
+import type { AgentEvent } from '../protocol/events';
+import type { RunSummary } from '../protocol/summary';
 import type { RunMeta } from '../store/store';
-import type { LiveState, PointInfo, SeriesPoint, HostToLive } from './protocol';
+import type { LiveState, PointInfo, SeriesPoint, HostToLive } from '../protocol/webview';
 
 /** Above this many samples the oldest half is thinned by two: hours of data stay drawable and bounded. */
 const MAX_SAMPLES = 120_000;

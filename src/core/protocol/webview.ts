@@ -3,8 +3,7 @@
  * webview says `ready` first; the host then sends a full snapshot (hidden webviews receive nothing,
  * so every reveal starts from a snapshot, never from deltas it may have missed).
  */
-import type { DenoisedFit } from '../run/denoised';
-import type { RunSummary } from '../run/summarize';
+import type { DenoisedFit, RunSummary } from './summary';
 
 export interface SeriesPoint {
   /** Seconds since the run started. */

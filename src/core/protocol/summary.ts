@@ -1,0 +1,91 @@
+/**
+ * What `summary.json` holds: every figure of a run, per point and in total, as the summary computes it
+ * from the agent's events (docs/protocol.md, "summary.json"). Field names are snake_case as on disk.
+ * Declared here, apart from the code that computes them, so the store, the CSV export and the webview
+ * read the format without depending on how it is made.
+ */
+import type { GpuInfo } from './events';
+
+/** Latency percentiles in seconds, from the fixed-memory histogram. */
+export interface Percentiles {
+  n: number;
+  mean: number;
+  min: number;
+  max: number;
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export type EnergyMethod = 'counter' | 'integral' | 'mixed' | 'none';
+
+export interface GpuEnergy {
+  gpu: string;
+  energy_j: number;
+  avg_power_w: number;
+  peak_power_w: number;
+}
+
+export interface EnergySummary {
+  method: EnergyMethod;
+  total_j: number;
+  /** What the GPUs would have drawn idle over the same time (idle baseline × duration). */
+  idle_j: number;
+  dynamic_j: number;
+  avg_power_w: number;
+  peak_power_w: number;
+  per_gpu: GpuEnergy[];
+}
+
+export interface PointSummary {
+  point: string;
+  status: 'ok' | 'error' | 'cancelled' | 'timeout' | 'running';
+  window: { start: number; end: number; duration_s: number };
+  /** From the start of measurement until the last request was sent: every slot busy, no drain. */
+  steady: { start: number; end: number; duration_s: number; output_tokens_per_s: number; avg_power_w: number; j_per_output_token: number } | null;
+  requests: { ok: number; errors: number; warmup: number };
+  tokens: { input: number; output: number };
+  throughput: { output_tokens_per_s: number; total_tokens_per_s: number; requests_per_s: number };
+  latency: { ttft_s?: Percentiles; itl_s?: Percentiles; e2e_s?: Percentiles };
+  energy: EnergySummary;
+  j_per_output_token: number;
+  j_per_response: number;
+  cost: { usd: number; gco2: number };
+  /** HELM's form fitted to this point's requests: latency ≈ alpha + beta·(output_tokens − 1). */
+  idealized: { alpha_s: number; beta_s: number; n: number } | null;
+  power_cap_w?: number;
+}
+
+export interface RunSummary {
+  run_id: string;
+  status: 'ok' | 'error' | 'cancelled' | 'running';
+  simulated: boolean;
+  hosts: string[];
+  gpus: (GpuInfo & { node?: string })[];
+  telemetry: { source: string; interval_s: number; achieved_interval_s: number | null; samples: number };
+  idle_baseline: { duration_s: number; per_gpu_w: Record<string, number>; total_w: number } | null;
+  points: PointSummary[];
+  total: {
+    duration_s: number;
+    requests: number;
+    output_tokens: number;
+    energy: EnergySummary;
+    j_per_output_token: number;
+    j_per_response: number;
+    cost: { usd: number; gco2: number };
+  };
+  errors: { where: string; message: string; point?: string }[];
+  caps_restored: boolean | null;
+  /** Gaps, duplicates and garbled lines noticed while reading the stream. */
+  problems: string[];
+}
+
+/** HELM's denoised runtime of one point: T(p, o) = α(p) + β·(o − 1) + overhead on the fastest repeats. */
+export interface DenoisedFit {
+  beta_s: number;
+  overhead_s: number;
+  /** α at the point's mean prompt length. */
+  alpha_s: number;
+  repeats: number;
+  requests: number;
+}
