@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { calibrateDetailed, mlEnergyMeasurements, parseMlEnergyCsv, type Measurement } from '../core/estimate/calibrate';
+import { calibrateDetailed, type Measurement } from '../core/estimate/calibrate';
+import { mlEnergyMeasurements, parseMlEnergyCsv } from '../core/estimate/published';
 import { measurementsFromRuns } from '../core/estimate/from-runs';
 import { readMeta } from '../core/store/store';
 import { table } from './format';

@@ -7,7 +7,7 @@ import type { ConfigDiagnostic } from '../config/diagnostics';
 import type { ResolvedConfig, ResolvedPoint } from '../config/model';
 import type { ParsedSource } from '../config/source';
 import { lookupGpu } from './catalog';
-import { gpuFromConfig, modelFromSpec } from './from-config';
+import { gpuFromConfig, modelFromSpec } from './config-estimate';
 import { checkFit } from './memory';
 
 export function catalogChecks(config: ResolvedConfig, points: ResolvedPoint[], source: ParsedSource): ConfigDiagnostic[] {

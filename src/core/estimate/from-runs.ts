@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../config';
 import { readSummary, type RunRecord } from '../store/store';
 import type { Measurement } from './calibrate';
-import { gpuFromConfig, modelFromSpec } from './from-config';
+import { gpuFromConfig, modelFromSpec } from './config-estimate';
 
 export function measurementsFromRuns(records: RunRecord[]): { measurements: Measurement[]; skipped: string[] } {
   const measurements: Measurement[] = [];

@@ -74,6 +74,41 @@ export function idealizedEnergy(runtimeS: number, gpus: number, powerPerGpuW: nu
   return runtimeS * gpus * powerPerGpuW;
 }
 
+/**
+ * The one least-squares fit of HELM's form, runtime ≈ α + β·(o − 1), in running sums: a day-long run's
+ * requests cost five numbers. The summary fits it per point; `fitIdealized` pools it within prompt sizes.
+ */
+export class RuntimeFit {
+  n = 0;
+  private sx = 0;
+  private sy = 0;
+  private sxx = 0;
+  private sxy = 0;
+
+  add(outputTokens: number, runtime_s: number): void {
+    const x = outputTokens - 1;
+    this.n++;
+    this.sx += x;
+    this.sy += runtime_s;
+    this.sxx += x * x;
+    this.sxy += x * runtime_s;
+  }
+
+  /** Sums of squares about the means, the pieces a pooled slope adds up. */
+  get centered(): { sxx: number; sxy: number; meanX: number; meanY: number } {
+    const n = Math.max(1, this.n);
+    return { sxx: this.sxx - (this.sx * this.sx) / n, sxy: this.sxy - (this.sx * this.sy) / n, meanX: this.sx / n, meanY: this.sy / n };
+  }
+
+  /** α and β, or null while fewer than two output lengths were seen. */
+  result(): { alpha_s: number; beta_s: number; n: number } | null {
+    const { sxx, sxy, meanX, meanY } = this.centered;
+    if (this.n < 2 || !(sxx > 1e-12 * Math.max(1, this.sxx))) return null;
+    const beta = sxy / sxx;
+    return { alpha_s: meanY - beta * meanX, beta_s: beta, n: this.n };
+  }
+}
+
 export interface RuntimeSample {
   promptTokens: number;
   outputTokens: number;
@@ -86,23 +121,26 @@ export interface RuntimeSample {
  * mean runtime at o = 1 when that is all a size has.
  */
 export function fitIdealized(samples: RuntimeSample[]): IdealizedTable {
-  const groups = groupByPrompt(samples);
+  const groups = new Map<number, RuntimeFit>();
+  for (const r of samples) {
+    const fit = groups.get(r.promptTokens) ?? new RuntimeFit();
+    fit.add(r.outputTokens, r.runtime_s);
+    groups.set(r.promptTokens, fit);
+  }
+  const sorted = [...groups].sort((a, b) => a[0] - b[0]);
   let sxy = 0;
   let sxx = 0;
-  for (const rows of groups.values()) {
-    const mx = mean(rows.map((r) => r.outputTokens - 1));
-    const my = mean(rows.map((r) => r.runtime_s));
-    for (const r of rows) {
-      sxy += (r.outputTokens - 1 - mx) * (r.runtime_s - my);
-      sxx += (r.outputTokens - 1 - mx) ** 2;
-    }
+  for (const [, fit] of sorted) {
+    const c = fit.centered;
+    sxy += c.sxy;
+    sxx += c.sxx;
   }
-  if (sxx === 0) throw new Error('fitIdealized: every prompt size was profiled at a single output length, so β is undetermined');
+  if (!(sxx > 0)) throw new Error('fitIdealized: every prompt size was profiled at a single output length, so β is undetermined');
   const beta = sxy / sxx;
-  const alphas = [...groups].map(([p, rows]): [number, number] => [
-    p,
-    mean(rows.map((r) => r.runtime_s - beta * (r.outputTokens - 1))),
-  ]);
+  const alphas = sorted.map(([p, fit]): [number, number] => {
+    const c = fit.centered;
+    return [p, c.meanY - beta * c.meanX];
+  });
   return makeTable(beta, alphas);
 }
 
@@ -136,16 +174,6 @@ export function fitDenoised(samples: RuntimeSample[]): IdealizedTable {
   const beta = x[1]!;
   const alphas: [number, number][] = [[pMin, beta * pMin], ...free.map((p, i): [number, number] => [p, x[2 + i]!])];
   return makeTable(beta, alphas, { overhead: x[0]! });
-}
-
-function groupByPrompt(samples: RuntimeSample[]): Map<number, RuntimeSample[]> {
-  const groups = new Map<number, RuntimeSample[]>();
-  for (const s of samples) groups.set(s.promptTokens, [...(groups.get(s.promptTokens) ?? []), s]);
-  return new Map([...groups].sort((a, b) => a[0] - b[0]));
-}
-
-function mean(xs: number[]): number {
-  return xs.reduce((a, x) => a + x, 0) / xs.length;
 }
 
 /** One model in HELM's inference_*_runtimes.json. */

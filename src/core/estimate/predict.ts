@@ -4,32 +4,10 @@
  */
 import type { GpuSpec, ModelShape } from './catalog';
 import { EstimateError, checkFit, kvCapacitySequences, type FitReport } from './memory';
-import { RooflinePrediction, type BatchLimit, type Prediction, type RunTotals } from './prediction';
+import { RooflinePrediction, type BatchLimit, type PointRequest, type Prediction, type RunTotals } from './prediction';
 import { findCalibration, type CalibrationProfile } from './profile';
 import { buildStepModel, type CalibrationParams, type StepModel, type Topology } from './roofline';
 import { decodeStep, effectiveLimit, prefillStep } from './steprule';
-
-export * from './prediction';
-
-export interface PointRequest {
-  model: ModelShape;
-  gpu: GpuSpec;
-  gpuCount: number;
-  powerCapW?: number;
-  inputTokens: number;
-  outputTokens: number;
-  numPrompts: number;
-  /** Closed loop: this many requests in flight. Default 1 when no request rate is given. */
-  concurrency?: number;
-  /** Open loop: Poisson arrivals at this many requests per second. */
-  requestRate?: number;
-  engine?: string;
-  /** The engine's limit on running sequences (vLLM max_num_seqs; the simulated server's is 256). Default: none. */
-  maxBatch?: number;
-  /** Set when the GPUs span nodes: tensor-parallel traffic then crosses the node link. */
-  gpusPerNode?: number;
-  interNodeGBs?: number;
-}
 
 /** What bounds the running batch besides the load: KV-cache room and the engine's sequence limit. */
 interface BatchSlots {

@@ -2,12 +2,32 @@
  * What a prediction says: its headline numbers, its band, and (built when read) the breakdown and
  * the sentence saying what it rests on. predict.ts computes the run these describe.
  */
-import { displayName } from './catalog';
+import { displayName, type GpuSpec, type ModelShape } from './catalog';
 import type { CalibrationEntry } from './profile';
 import { decodePartSeconds, type DecodePartName, type StepModel } from './roofline';
 import { weightBytes } from './shape';
 import { effectiveLimit, type StepOutcome } from './steprule';
-import type { PointRequest } from './predict';
+
+/** One sweep point as the estimator sees it: the model, the GPUs and the load. */
+export interface PointRequest {
+  model: ModelShape;
+  gpu: GpuSpec;
+  gpuCount: number;
+  powerCapW?: number;
+  inputTokens: number;
+  outputTokens: number;
+  numPrompts: number;
+  /** Closed loop: this many requests in flight. Default 1 when no request rate is given. */
+  concurrency?: number;
+  /** Open loop: Poisson arrivals at this many requests per second. */
+  requestRate?: number;
+  engine?: string;
+  /** The engine's limit on running sequences (vLLM max_num_seqs; the simulated server's is 256). Default: none. */
+  maxBatch?: number;
+  /** Set when the GPUs span nodes: tensor-parallel traffic then crosses the node link. */
+  gpusPerNode?: number;
+  interNodeGBs?: number;
+}
 
 export interface PredictionBand {
   runtime_s: number;

@@ -1,4 +1,4 @@
-import type { PointRequest } from './predict';
+import type { PointRequest } from './prediction';
 import { buildStepModel, DEFAULT_HINT, type StepHint, type Topology } from './roofline';
 import type { SimProfile } from './steprule';
 

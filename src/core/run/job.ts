@@ -1,7 +1,7 @@
 /** The job file the agent runs (docs/protocol.md), built from a resolved config and its points. */
 import { basename, extname } from 'node:path';
 import type { LengthDist, ResolvedConfig, ResolvedPoint } from '../config/model';
-import { gpuFromConfig, modelFromSpec } from '../estimate/from-config';
+import { gpuFromConfig, modelFromSpec } from '../estimate/config-estimate';
 import { simProfileFor, type SimProfile } from '../estimate/simprofile';
 
 export interface AgentJob {

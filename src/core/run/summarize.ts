@@ -7,6 +7,7 @@ import type { CostSettings } from '../config/model';
 import { DEFAULT_COST } from '../config/model';
 import type { AgentEvent, HelloEvent, RequestEvent, SampleEvent } from '../protocol/events';
 import type { EnergySummary, GpuEnergy, PointSummary, RunSummary } from '../protocol/summary';
+import { RuntimeFit } from '../estimate/idealized';
 import { Histogram } from './histogram';
 
 interface GpuAccumulator {
@@ -195,12 +196,8 @@ class PointAccumulator {
   readonly ttft = new Histogram();
   readonly itl = new Histogram();
   readonly e2e = new Histogram();
-  // Running sums for the least-squares fit latency = alpha + beta·x, x = output_tokens − 1.
-  n = 0;
-  sx = 0;
-  sy = 0;
-  sxx = 0;
-  sxy = 0;
+  /** HELM's latency ≈ α + β·(output_tokens − 1) over this point's requests. */
+  readonly idealized = new RuntimeFit();
   constructor(readonly id: string) {}
 }
 
@@ -371,12 +368,7 @@ export class Summarizer {
     if (typeof r.ttft_s === 'number') acc.ttft.add(r.ttft_s);
     acc.e2e.add(r.latency_s);
     for (const itl of r.itl_s ?? []) acc.itl.add(itl);
-    const x = Math.max(0, (r.output_tokens ?? 1) - 1);
-    acc.n++;
-    acc.sx += x;
-    acc.sy += r.latency_s;
-    acc.sxx += x * x;
-    acc.sxy += x * r.latency_s;
+    acc.idealized.add(Math.max(1, r.output_tokens ?? 1), r.latency_s);
   }
 
   result(): RunSummary {
@@ -404,8 +396,6 @@ export class Summarizer {
       const steadyDuration = steadyEnd - start;
       const steadyJoules = steadyDuration > 0 ? energyAt(acc.curve.points, steadyEnd - start) : undefined;
       const steadyTokens = steadyDuration > 0 ? acc.tokens.before(steadyEnd - start) : 0;
-      const denominator = acc.n * acc.sxx - acc.sx * acc.sx;
-      const beta = denominator > 0 ? (acc.n * acc.sxy - acc.sx * acc.sy) / denominator : 0;
       return {
         point: acc.id,
         status: acc.status,
@@ -433,7 +423,7 @@ export class Summarizer {
         j_per_output_token: acc.outputTokens > 0 && energy.method !== 'none' ? energy.total_j / acc.outputTokens : NaN,
         j_per_response: acc.okCount > 0 && energy.method !== 'none' ? energy.total_j / acc.okCount : NaN,
         cost: money(energy.total_j),
-        idealized: acc.n >= 2 && denominator > 0 ? { alpha_s: (acc.sy - beta * acc.sx) / acc.n, beta_s: beta, n: acc.n } : null,
+        idealized: acc.idealized.result(),
         power_cap_w: this.options.powerCaps?.[acc.id],
       };
     });
