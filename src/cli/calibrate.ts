@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { calibrateDetailed, type Measurement } from '../core/estimate/calibrate';
 import { mlEnergyMeasurements, parseMlEnergyCsv } from '../core/estimate/published';
-import { measurementsFromRuns } from '../core/estimate/from-runs';
+import { measurementsFromRuns } from '../core/workspace/calibration';
 import { readMeta } from '../core/store/store';
 import { table } from './format';
 import { type CliIO, parseArgs, stringFlag, UsageError } from './io';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostic, hasErrors } from '../core/config';
-import { loadConfigFile } from '../core/config/file';
+import { loadConfigFile } from '../core/workspace/configs';
 import { formatDuration, formatEnergy } from '../core/config/units';
 import { estimateConfig } from '../core/estimate/config-estimate';
 import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';

@@ -1,32 +1,24 @@
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { readEvents, readMeta } from '../core/store/store';
-import { summarizerForStoredRun } from '../core/run/session';
+import { resolve } from 'node:path';
+import { summaryCsv } from '../core/store/csv';
+import { loadRunReport, NotARunError } from '../core/workspace/reports';
 import { summaryTable } from './format';
 import { type CliIO, parseArgs, UsageError } from './io';
-import { summaryCsv } from '../core/store/csv';
-import { denoisedFits } from '../core/run/denoised';
-import type { AgentEvent } from '../core/protocol/events';
 
 export const reportUsage = 'wattbench report RUNDIR [--csv] [--json]   re-summarise a stored run from its events';
 
 export async function reportCommand(argv: string[], io: CliIO): Promise<number> {
   const { positional, flags } = parseArgs(argv, ['csv', 'json']);
   if (positional.length !== 1) throw new UsageError('report needs exactly one run directory');
-  const dir = resolve(io.cwd, positional[0]);
-  if (!existsSync(join(dir, 'meta.json'))) {
+  let report;
+  try {
+    report = await loadRunReport(resolve(io.cwd, positional[0]));
+  } catch (error) {
+    if (!(error instanceof NotARunError)) throw error;
     io.err(`${positional[0]}: not a Wattbench run directory (no meta.json)`);
     return 1;
   }
-  const meta = readMeta(dir);
-  const summarizer = summarizerForStoredRun(dir, meta);
-  const requests: AgentEvent[] = [];
-  for await (const event of readEvents(dir)) {
-    summarizer.add(event);
-    if (event.type === 'request') requests.push(event);
-  }
-  const summary = summarizer.result();
-  const denoised = denoisedFits(requests);
+  const { summary, denoised, run } = report;
+  const meta = run.meta;
   if (flags.has('csv')) io.out(summaryCsv(summary, meta).trimEnd());
   else if (flags.has('json')) io.out(JSON.stringify({ ...summary, denoised }, null, 2));
   else {

@@ -1,7 +1,7 @@
 import { dirname, relative, resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { formatDiagnostic, hasErrors } from '../core/config';
-import { loadConfigFile } from '../core/config/file';
+import { loadConfigFile } from '../core/workspace/configs';
 import { findAgentSource } from '../core/run/agent-path';
 import { describeTarget, startRun } from '../core/run/start';
 import { RunStore } from '../core/store/store';

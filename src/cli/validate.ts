@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { formatDiagnostic, hasErrors } from '../core/config';
-import { loadConfigFile } from '../core/config/file';
+import { loadConfigFile } from '../core/workspace/configs';
 import { type CliIO, parseArgs, UsageError } from './io';
 
 export const validateUsage = 'wattbench validate FILE... [--json]   check configs; exit 1 on any error';

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { calibrateDetailed } from '../core/estimate/calibrate';
-import { measurementsFromRuns } from '../core/estimate/from-runs';
+import { measurementsFromRuns } from '../core/workspace/calibration';
 import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';
 import { estimateMarkdown } from './estimates';
 import type { EstimateService } from './estimates';

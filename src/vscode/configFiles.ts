@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import * as vscode from 'vscode';
-import { CONFIG_FILE_PATTERN, loadConfig, type LoadedConfig, type SourceRange } from '../core/config';
-import { catalogChecks } from '../core/estimate/config-checks';
+import { CONFIG_FILE_PATTERN, type LoadedConfig, type SourceRange } from '../core/config';
+import { loadWorkspaceConfig } from '../core/workspace/configs';
 import { costDefaultsFromSettings } from './settings';
 
 export const CONFIG_SELECTOR: vscode.DocumentSelector = [{ pattern: '**/*.wattbench.{yaml,yml,json}' }];
@@ -27,11 +26,7 @@ export class ConfigCache {
     const hit = this.cache.get(key);
     if (hit && hit.version === document.version) return hit.loaded;
     const base = document.uri.scheme === 'file' ? dirname(document.uri.fsPath) : undefined;
-    const loaded = loadConfig(document.getText(), {
-      costDefaults: costDefaultsFromSettings(),
-      fileExists: base ? (p) => existsSync(resolve(base, p)) : undefined,
-      extraChecks: catalogChecks,
-    });
+    const loaded = loadWorkspaceConfig(document.getText(), base, { costDefaults: costDefaultsFromSettings() });
     this.cache.set(key, { version: document.version, loaded });
     return loaded;
   }

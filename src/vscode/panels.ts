@@ -2,10 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { summaryCsv } from '../core/store/csv';
-import { readEvents, readEventsSync, readMeta, readSummary, type RunStore } from '../core/store/store';
-import { summarizerForStoredRun } from '../core/run/session';
-import { denoisedFits } from '../core/run/denoised';
-import type { AgentEvent } from '../core/protocol/events';
+import { readEventsSync, readMeta, readSummary, type RunStore } from '../core/store/store';
+import { loadRunReport } from '../core/workspace/reports';
 import { trackerFromEvents, type LiveTracker } from '../core/view/live';
 import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/protocol/webview';
 import { DisposableBag } from './disposable';
@@ -132,38 +130,25 @@ function trackerFromStore(store: RunStore | undefined, runId: string): LiveTrack
   return tracker;
 }
 
-/** A stored run for the result viewer: its summary (recomputed from events if need be) and a power timeline. */
+/** A stored run for the result viewer: its summary re-computed from events, and a power timeline. */
 export async function loadResultRun(store: RunStore, runId: string): Promise<ResultRun> {
-  const dir = store.dirOf(runId);
-  const meta = readMeta(dir);
-  const summarizer = summarizerForStoredRun(dir, meta);
-  const power: { t: number; w: number }[] = [];
-  const requests: AgentEvent[] = [];
-  let t0 = 0;
-  for await (const event of readEvents(dir)) {
-    summarizer.add(event);
-    if (event.type === 'request') requests.push(event);
-    if (event.type === 'sample') {
-      t0 ||= event.t;
-      power.push({ t: event.t - t0, w: event.gpus.reduce((s, g) => s + g.p_w, 0) });
-    }
-  }
-  const stride = Math.max(1, Math.ceil(power.length / 3000));
+  const { run, summary, denoised, power } = await loadRunReport(store.dirOf(runId));
+  const meta = run.meta;
   return {
     runId,
     title: meta.config_name,
     target: meta.target,
     status: meta.status,
     started: meta.started,
-    simulated: meta.simulated ?? summarizer.result().simulated,
-    summary: readSummary(dir) ?? summarizer.result(),
+    simulated: meta.simulated ?? summary.simulated,
+    summary,
     labels: Object.fromEntries(meta.points.map((p) => [p.id, p.label])),
     predictions: meta.predictions ?? {},
-    power: power.filter((_, i) => i % stride === 0),
+    power,
     notes: meta.notes,
     error: meta.error,
     slurm: meta.slurm,
-    denoised: denoisedFits(requests),
+    denoised,
   };
 }
 

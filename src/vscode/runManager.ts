@@ -3,10 +3,9 @@ import * as vscode from 'vscode';
 import { hasErrors } from '../core/config';
 import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/protocol/events';
-import { markOrphaned, reattachRun, runsToReattach, type RunListener, type RunOutcome } from '../core/run/session';
-import { describeTarget, startRun, type RunHandle } from '../core/run/start';
-import { MultiHostRun } from '../core/run/multihost';
-import { SlurmRun } from '../core/slurm/run';
+import type { RunListener, RunOutcome } from '../core/run/follower';
+import { describeTarget, followAgain, startRun, type FollowedAgain, type RunHandle } from '../core/run/start';
+import { markOrphaned, runsToReattach } from '../core/run/stored';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
 import type { Transport } from '../core/transport/types';
@@ -273,81 +272,41 @@ export class RunManager implements vscode.Disposable {
   async reattachAll(): Promise<void> {
     const store = this.store;
     if (!store || !vscode.workspace.isTrusted) return;
-    const { reattachable, multihost, slurm, orphaned } = runsToReattach(store);
-    for (const meta of slurm) if (!this.active.has(meta.run_id)) this.reattachSlurm(store, meta);
-    for (const meta of multihost) if (!this.active.has(meta.run_id)) this.resumeMultiHost(store, meta);
+    const { followable, orphaned } = runsToReattach(store);
     for (const meta of orphaned) {
       if (this.active.has(meta.run_id)) continue;
       markOrphaned(store, meta);
       void vscode.window.showWarningMessage(`Wattbench: lost track of ${meta.config_name} (${meta.target}) when the window restarted; what was received is kept, and the job may still be running there.`);
     }
     if (orphaned.length) this.changed.fire();
-    for (const meta of reattachable) {
+    const workspace = vscode.workspace.workspaceFolders![0].uri.fsPath;
+    for (const { meta, kind } of followable) {
       if (this.active.has(meta.run_id)) continue;
-      const host = meta.remotes[0].host;
-      this.log.info(`reattaching to ${meta.run_id} on ${host}`);
-      const bag = new DisposableBag();
-      const transport = this.transportFor(host);
-      bag.add({ dispose: () => transport.close() });
+      this.log.info(`following ${meta.run_id} (${kind}) on ${meta.target} again`);
       let active: ActiveRun | undefined;
       const early: AgentEvent[] = [];
+      const configDir = resolve(workspace, dirname(meta.config_file ?? '.'));
       try {
         const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
-        const reattached = await reattachRun({ store, runId: meta.run_id, transport, agentSource: this.agentSource, logger: this.log, listener: this.listenerFor(() => active, early) });
-        const handle = { id: meta.run_id, done: reattached.done, summarizer: reattached.summarizer, cancel: () => reattached.follower.cancel(), detach: () => reattached.follower.detach() };
-        active = this.adopt(handle, { configName: meta.config_name, target: host, tracker, pointsTotal: meta.points.length }, bag, early);
-        void vscode.window.showInformationMessage(`Wattbench: reattached to ${meta.config_name} on ${host}; nothing measured while away was lost.`);
+        const followed = await followAgain(meta, kind, {
+          store,
+          agentSource: this.agentSource,
+          transportFor: (h) => this.transportFor(h),
+          resolveLocal: (p) => resolve(configDir, p),
+          logger: this.log,
+          listener: this.listenerFor(() => active, early),
+        });
+        active = this.adopt(followed.run, { configName: meta.config_name, target: kind === 'single' ? followed.where : meta.target, tracker, pointsTotal: meta.points.length }, new DisposableBag(), early);
+        void vscode.window.showInformationMessage(followedMessage(meta, followed));
       } catch (error) {
-        bag.dispose();
-        this.log.warn(`could not reattach to ${meta.run_id} on ${host}: ${(error as Error).message}`);
+        const message = (error as Error).message;
+        this.log.warn(`could not follow ${meta.run_id} on ${meta.target} again: ${message}`);
+        if (kind === 'multihost') {
+          markOrphaned(store, meta, message);
+          this.changed.fire();
+          void vscode.window.showWarningMessage(`Wattbench: could not resume ${meta.config_name} (${meta.target}): ${message}. What was received is kept.`);
+        }
       }
-    }
-  }
-
-  /** A Slurm job submitted before the restart: ask Slurm how it is and read every node's events on. */
-  private reattachSlurm(store: RunStore, meta: RunMeta): void {
-    const login = meta.target.replace(/^slurm:/, '');
-    const bag = new DisposableBag();
-    const transport = this.transportFor(login);
-    bag.add({ dispose: () => transport.close() });
-    let active: ActiveRun | undefined;
-    const early: AgentEvent[] = [];
-    try {
-      const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
-      const run = SlurmRun.reattach({ store, runId: meta.run_id, transport, agentSource: this.agentSource, logger: this.log, listener: this.listenerFor(() => active, early) });
-      active = this.adopt(run, { configName: meta.config_name, target: meta.target, tracker, pointsTotal: meta.points.length }, bag, early);
-      void vscode.window.showInformationMessage(`Wattbench: following Slurm job ${meta.slurm?.job_id} (${meta.config_name}) again.`);
-    } catch (error) {
-      bag.dispose();
-      this.log.warn(`could not reattach to Slurm run ${meta.run_id}: ${(error as Error).message}`);
-    }
-  }
-
-  /** A sweep over several hosts: follow each host's unfinished point again, then go on with the queue. */
-  private resumeMultiHost(store: RunStore, meta: RunMeta): void {
-    const bag = new DisposableBag();
-    let active: ActiveRun | undefined;
-    const early: AgentEvent[] = [];
-    const workspace = vscode.workspace.workspaceFolders![0].uri.fsPath;
-    const configDir = resolve(workspace, dirname(meta.config_file ?? '.'));
-    try {
-      const tracker = trackerFromEvents(meta, readEventsSync(store.dirOf(meta.run_id)));
-      const run = MultiHostRun.resume({
-        store,
-        runId: meta.run_id,
-        transportFor: (h) => this.transportFor(h),
-        agentSource: this.agentSource,
-        resolveLocal: (p) => resolve(configDir, p),
-        logger: this.log,
-        listener: this.listenerFor(() => active, early),
-      });
-      active = this.adopt(run, { configName: meta.config_name, target: meta.target, tracker, pointsTotal: meta.points.length }, bag, early);
-      void vscode.window.showInformationMessage(`Wattbench: resumed ${meta.config_name} on ${meta.target}; points measured before the restart are kept.`);
-    } catch (error) {
-      bag.dispose();
-      markOrphaned(store, meta, (error as Error).message);
-      this.changed.fire();
-      void vscode.window.showWarningMessage(`Wattbench: could not resume ${meta.config_name} (${meta.target}): ${(error as Error).message}. What was received is kept.`);
     }
   }
 
@@ -374,4 +333,10 @@ export class RunManager implements vscode.Disposable {
     this.changed.dispose();
     this.updated.dispose();
   }
+}
+
+function followedMessage(meta: RunMeta, followed: FollowedAgain): string {
+  if (followed.kind === 'slurm') return `Wattbench: following ${followed.where} (${meta.config_name}) again.`;
+  if (followed.kind === 'multihost') return `Wattbench: resumed ${meta.config_name} on ${followed.where}; points measured before the restart are kept.`;
+  return `Wattbench: reattached to ${meta.config_name} on ${followed.where}; nothing measured while away was lost.`;
 }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { summarize } from '../../src/core/run/summarize';
-import { reattachRun } from '../../src/core/run/session';
+import { Run } from '../../src/core/run/single';
 import { readEventsSync } from '../../src/core/store/store';
 import { SshTransport } from '../../src/core/transport/ssh';
 import { TransportError } from '../../src/core/transport/types';
@@ -138,7 +138,7 @@ describe('runs over real SSH', { concurrency: false }, () => {
     const partial = first.events.length;
     first.run.detach();
     assert.equal((await first.run.done).status, 'detached');
-    const reattached = await reattachRun({ store: first.store, runId: first.run.id, transport: ssh('gpu-a'), agentSource: AGENT, reconnectForMs: 30_000 });
+    const reattached = await Run.reattach({ store: first.store, runId: first.run.id, transport: ssh('gpu-a'), agentSource: AGENT, reconnectForMs: 30_000 });
     const outcome = await reattached.done;
     assert.equal(outcome.status, 'ok');
     const seqs = readEventsSync(first.run.writer.dir).map((e) => e.seq);

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/core/config';
 import type { AgentEvent } from '../../src/core/protocol/events';
 import { MultiHostRun } from '../../src/core/run/multihost';
-import { runsToReattach } from '../../src/core/run/session';
+import { runsToReattach } from '../../src/core/run/stored';
 import { readEventsSync, RunStore } from '../../src/core/store/store';
 import { SshTransport } from '../../src/core/transport/ssh';
 import { AGENT, simConfig, testLogger, waitFor } from './helpers';
@@ -103,7 +103,7 @@ describe('several hosts', { concurrency: false }, () => {
     const left = await first.done;
     assert.equal(left.status, 'detached');
     assert.equal(store.get(first.id)!.meta.status, 'running', 'the record still says running, for the next window');
-    assert.deepEqual(runsToReattach(store).multihost.map((m) => m.run_id), [first.id]);
+    assert.deepEqual(runsToReattach(store).followable.filter((f) => f.kind === 'multihost').map((f) => f.meta.run_id), [first.id]);
 
     const log: string[] = [];
     const resumed = MultiHostRun.resume({ store, runId: first.id, transportFor, agentSource: AGENT, resolveLocal: (p) => p, logger: testLogger(log) });

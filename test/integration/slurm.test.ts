@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/core/config';
 import type { AgentEvent } from '../../src/core/protocol/events';
-import { SlurmRun } from '../../src/core/slurm/run';
+import { SlurmRun } from '../../src/core/run/slurm';
 import { readEventsSync, RunStore } from '../../src/core/store/store';
 import { SshTransport } from '../../src/core/transport/ssh';
 import { AGENT, simConfig, testLogger, waitFor } from './helpers';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { markOrphaned, runsToReattach } from '../../src/core/run/session';
+import { markOrphaned, runsToReattach } from '../../src/core/run/stored';
 import { newRunId, readEventsSync, RunStore, type RunMeta } from '../../src/core/store/store';
 
 const root = mkdtempSync(join(tmpdir(), 'wb-store-'));
@@ -43,10 +43,11 @@ describe('the workspace results store', () => {
     store.create(meta('hosts', { remotes: [{ ...handle, node: 'a' }], hosts: ['a', 'b'] }), '').close();
     store.create(meta('slurm', { remotes: [{ ...handle, pid: undefined, node: 'node-0' }], slurm: { job_id: '7' } }), '').close();
     store.create(meta('done', { status: 'ok', remotes: [handle] }), '').close();
-    const { reattachable, multihost, slurm, orphaned } = runsToReattach(store);
-    assert.deepEqual(reattachable.map((m) => m.run_id), ['single']);
-    assert.deepEqual(multihost.map((m) => m.run_id), ['hosts']);
-    assert.deepEqual(slurm.map((m) => m.run_id), ['slurm']);
+    const { followable, orphaned } = runsToReattach(store);
+    const ofKind = (kind: string) => followable.filter((f) => f.kind === kind).map((f) => f.meta.run_id);
+    assert.deepEqual(ofKind('single'), ['single']);
+    assert.deepEqual(ofKind('multihost'), ['hosts']);
+    assert.deepEqual(ofKind('slurm'), ['slurm']);
     assert.deepEqual(orphaned.map((m) => m.run_id), ['multi']);
     markOrphaned(store, orphaned[0]);
     const marked = store.get('multi')!.meta;

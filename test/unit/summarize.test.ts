@@ -264,4 +264,27 @@ describe('a sweep over several hosts', () => {
     const p1 = s.points.find((p) => p.point === 'p1')!;
     assert.deepEqual(p1.energy.per_gpu.map((g) => g.gpu).sort(), ['a:0', 'b:0']);
   });
+
+  it('reports the power cap the agent set, from its cap event, and none for a point whose cap failed', () => {
+    const events = [
+      { type: 'hello', t: 0, run_id: 'r', host: 'h', agent_version: 't', pid: 1, telemetry: { source: 'sim', interval_s: 1 }, simulated: true, gpus: [{ index: 0, name: 'G' }] },
+      { type: 'phase', t: 0, phase: 'cap', point: 'capped' },
+      { type: 'cap', t: 0, action: 'set', gpus: [{ i: 0, from_w: 700, to_w: 350 }] },
+      { type: 'phase', t: 1, phase: 'measure', point: 'capped' },
+      { type: 'point', t: 1, point: 'capped', state: 'start' },
+      { type: 'phase', t: 2, phase: 'cooldown', point: 'capped' },
+      { type: 'point', t: 2, point: 'capped', state: 'end', status: 'ok' },
+      // The config asks 50 W for the next point: outside the GPU's range, so the agent says so and sets nothing.
+      { type: 'phase', t: 2, phase: 'cap', point: 'too-low' },
+      { type: 'error', t: 2, where: 'cap', fatal: false, point: 'too-low', message: "power cap 50 W is outside GPU 0's range 100-700 W" },
+      { type: 'cap', t: 2, action: 'restore', gpus: [{ i: 0, from_w: 350, to_w: 700 }] },
+      { type: 'phase', t: 3, phase: 'measure', point: 'too-low' },
+      { type: 'point', t: 3, point: 'too-low', state: 'start' },
+      { type: 'phase', t: 4, phase: 'cooldown', point: 'too-low' },
+      { type: 'point', t: 4, point: 'too-low', state: 'end', status: 'error' },
+    ].map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+    const s = summarize(events);
+    assert.equal(s.points.find((p) => p.point === 'capped')?.power_cap_w, 350);
+    assert.equal(s.points.find((p) => p.point === 'too-low')?.power_cap_w, undefined);
+  });
 });

@@ -9,17 +9,16 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../config';
 import type { ResolvedPoint } from '../config/model';
 import { readEventsSync, readMeta, RunWriter, type RemoteHandle, type RunStore } from '../store/store';
 import type { Transport } from '../transport/types';
 import { TransportError } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
 import type { AgentEvent } from '../protocol/events';
-import { buildJob } from './job';
-import { installAgent, remoteRunDir, startAgent, uploadRunFiles, type InstalledAgent } from './remote';
 import { AgentFollower, type FollowOptions, type RunListener, type RunOutcome } from './follower';
-import { createRunRecord, replayStored, summarizerFor, type RunSpec } from './session';
+import { launchAgent, type RunSpec } from './launch';
+import { installAgent, type InstalledAgent } from './remote';
+import { createRunRecord, openStoredRun, replayStored, summarizerForStoredRun } from './stored';
 import { Summarizer } from './summarize';
 
 export interface MultiHostOptions extends RunSpec {
@@ -108,12 +107,10 @@ export class MultiHostRun {
     const meta = writer.meta;
     const hosts = meta.hosts ?? [];
     if (!hosts.length) throw new Error(`run ${options.runId} does not say which hosts it ran on`);
-    const configText = readFileSync(join(writer.dir, 'config.yaml'), 'utf8');
-    const loaded = loadConfig(configText);
-    if (!loaded.config) throw new Error(`run ${options.runId}: its stored config.yaml no longer validates`);
-    const wanted = new Set(meta.points.map((p) => p.id));
-    const points = loaded.points.filter((p) => wanted.has(p.id));
-    const summarizer = summarizerFor(loaded.config, points);
+    const stored = openStoredRun(writer.dir, meta);
+    const { config, configText, points } = stored;
+    if (!config || configText === undefined) throw new Error(`run ${options.runId}: its stored config.yaml no longer validates`);
+    const summarizer = summarizerForStoredRun(stored);
     for (const event of readEventsSync(writer.dir)) summarizer.add(event);
     const measured = new Set(summarizer.result().points.map((p) => p.point));
     const { unfinished, attempts } = readAttempts(writer.dir, points, measured);
@@ -122,7 +119,7 @@ export class MultiHostRun {
         `${unfinished.length ? `following ${unfinished.map((a) => `${a.point.id} on ${a.host}`).join(', ')}` : 'none in flight'}`,
     );
     writer.updateMeta({ status: 'running' });
-    return new MultiHostRun({ ...options, hosts, configText, config: loaded.config, points }, { writer, summarizer, measured, unfinished, attempts });
+    return new MultiHostRun({ ...options, hosts, configText, config, points }, { writer, summarizer, measured, unfinished, attempts });
   }
 
   private async execute(): Promise<RunOutcome> {
@@ -190,15 +187,9 @@ export class MultiHostRun {
 
   private async attempt(worker: HostWorker, point: ResolvedPoint): Promise<void> {
     const n = ++this.attempts;
-    worker.agent ??= await installAgent(worker.transport, this.options.agentSource);
-    const agent = worker.agent;
     const attemptId = `${this.id}-p${n}`;
-    const runDir = remoteRunDir(agent, attemptId);
-    const { job, files } = buildJob(attemptId, this.options.config, [point], this.options.resolveLocal);
-    const uploads = new Map<string, Buffer | string>([['job.json', JSON.stringify(job, null, 2)]]);
-    for (const [name, local] of files) uploads.set(name, readFileSync(local));
-    await uploadRunFiles(agent, runDir, uploads);
-    const pid = await startAgent(agent, runDir);
+    const { agent, runDir, pid } = await launchAgent(worker.transport, attemptId, this.options, [point], { agent: worker.agent });
+    worker.agent = agent;
     const handle: RemoteHandle = { host: worker.host, runDir, pid, offset: 0, nextSeq: 0, node: worker.host };
     this.writer.updateMeta((m) => {
       m.remotes.push(handle);
@@ -306,7 +297,7 @@ function readAttempts(runDir: string, points: ResolvedPoint[], measured: Set<str
     const handle = meta.remotes[0];
     if (meta.status !== 'running' || !point || measured.has(point.id) || !handle?.pid) continue;
     const summary = new Summarizer();
-    replayStored(dir, summary, handle);
+    replayStored(dir, summary, [handle]);
     unfinished.push({ n, host: meta.target, point, writer: new RunWriter(dir, meta), summary, handle });
   }
   unfinished.sort((a, b) => a.n - b.n);

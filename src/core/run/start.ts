@@ -1,10 +1,16 @@
-/** Starts a run on whatever the config targets: one host, several hosts, or a Slurm cluster. */
+/**
+ * Where every run begins and begins again: a new run goes to whatever the config targets (one host,
+ * several hosts, a Slurm cluster); a stored run still marked running is followed again by its kind.
+ */
 import type { ResolvedConfig } from '../config/model';
-import { SlurmRun } from '../slurm/run';
-import type { RunWriter } from '../store/store';
+import type { RunMeta, RunStore, RunWriter } from '../store/store';
 import type { Transport } from '../transport/types';
+import type { FollowOptions, RunListener, RunOutcome } from './follower';
+import type { RunSpec } from './launch';
 import { MultiHostRun } from './multihost';
-import { Run, type RunOutcome, type RunSpec } from './session';
+import { Run } from './single';
+import { SlurmRun } from './slurm';
+import type { FollowKind } from './stored';
 import type { Summarizer } from './summarize';
 
 /** What every kind of run offers its caller. */
@@ -31,14 +37,16 @@ export function describeTarget(config: ResolvedConfig, host?: string): string {
   return t.kind === 'local' ? 'local' : t.kind === 'ssh' ? t.host : t.kind === 'hosts' ? t.hosts.join(', ') : `Slurm via ${t.slurm.login}`;
 }
 
+/** Closes a run's own transport when the run ends, however it ends. */
+function closing<T extends RunHandle>(run: T, transport: Transport): T {
+  run.done.finally(() => transport.close()).catch(() => undefined);
+  return run;
+}
+
 export function startRun(options: StartRunOptions): RunHandle {
   const { config, host } = options;
   const target = config.target;
   if (!host && target.kind === 'hosts') return new MultiHostRun({ ...options, hosts: target.hosts });
-  const closing = <T extends RunHandle>(run: T, transport: Transport): T => {
-    run.done.finally(() => transport.close()).catch(() => undefined);
-    return run;
-  };
   if (!host && target.kind === 'slurm') {
     const login = options.transportFor(target.slurm.login);
     return closing(new SlurmRun({ ...options, transport: login, slurm: target.slurm }), login);
@@ -46,4 +54,48 @@ export function startRun(options: StartRunOptions): RunHandle {
   const single = host ?? (target.kind === 'ssh' ? target.host : 'local');
   const transport = options.transportFor(single);
   return closing(Run.start({ ...options, transport, target: single }), transport);
+}
+
+export interface FollowAgainOptions extends FollowOptions {
+  store: RunStore;
+  agentSource: string;
+  transportFor: (host: string) => Transport;
+  /** Resolves dataset paths of points still to start (a sweep over several hosts goes on with them). */
+  resolveLocal: (relative: string) => string;
+  listener?: RunListener;
+}
+
+/** A stored run followed again, with what a caller can tell its user about it. */
+export interface FollowedAgain {
+  run: RunHandle;
+  kind: FollowKind;
+  /** Where it runs: the host, the hosts, or the Slurm job. */
+  where: string;
+}
+
+/**
+ * Follows again a run that was still going when Wattbench stopped: one host from its stored offset,
+ * several hosts from their attempt folders, a Slurm job by asking Slurm. Rejects, leaving the record
+ * as it was, when the run cannot be picked up now (its host unreachable, its config no longer valid).
+ */
+export async function followAgain(meta: RunMeta, kind: FollowKind, options: FollowAgainOptions): Promise<FollowedAgain> {
+  const runId = meta.run_id;
+  if (kind === 'slurm') {
+    const transport = options.transportFor(meta.target.replace(/^slurm:/, ''));
+    try {
+      return { run: closing(SlurmRun.reattach({ ...options, runId, transport }), transport), kind, where: `Slurm job ${meta.slurm?.job_id}` };
+    } catch (error) {
+      transport.close();
+      throw error;
+    }
+  }
+  if (kind === 'multihost') return { run: MultiHostRun.resume({ ...options, runId }), kind, where: meta.target };
+  const host = meta.remotes[0].host;
+  const transport = options.transportFor(host);
+  try {
+    return { run: closing(await Run.reattach({ ...options, runId, transport }), transport), kind, where: host };
+  } catch (error) {
+    transport.close();
+    throw error;
+  }
 }

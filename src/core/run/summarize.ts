@@ -198,6 +198,8 @@ class PointAccumulator {
   readonly e2e = new Histogram();
   /** HELM's latency ≈ α + β·(output_tokens − 1) over this point's requests. */
   readonly idealized = new RuntimeFit();
+  /** The limit the agent set before measuring, from its `cap` event: not the config's wish, which can fail. */
+  powerCapW?: number;
   constructor(readonly id: string) {}
 }
 
@@ -208,8 +210,6 @@ export interface SummarizeOptions {
    * energy is its node's GPUs only. Off for Slurm, where every node's GPUs serve node 0's points.
    */
   pointsPerNode?: boolean;
-  /** Power caps by point id, from the resolved config, to show beside each point. */
-  powerCaps?: Record<string, number | undefined>;
 }
 
 export class Summarizer {
@@ -236,6 +236,8 @@ export class Summarizer {
   private sampleSpan = { first: Infinity, last: -Infinity };
   private status: RunSummary['status'] = 'running';
   private capsRestored: boolean | null = null;
+  /** Each agent's power limit in force (by node, '' for one host), from its `cap` events. */
+  private readonly capInForce = new Map<string, number>();
   private readonly errors: RunSummary['errors'] = [];
   readonly problems: string[] = [];
 
@@ -253,7 +255,14 @@ export class Summarizer {
         break;
       case 'phase':
         this.onPhase(event.phase, event.point, event.t, this.options.pointsPerNode ? event.node : undefined);
+        if (event.phase === 'measure' && event.point) this.point(event.point).powerCapW = this.capInForce.get(event.node ?? '');
         break;
+      case 'cap': {
+        const limits = event.gpus.map((g) => g.to_w).filter((w) => typeof w === 'number' && Number.isFinite(w));
+        if (event.action === 'set' && limits.length) this.capInForce.set(event.node ?? '', Math.max(...limits));
+        else this.capInForce.delete(event.node ?? '');
+        break;
+      }
       case 'sample':
         this.onSample(event);
         break;
@@ -424,7 +433,7 @@ export class Summarizer {
         j_per_response: acc.okCount > 0 && energy.method !== 'none' ? energy.total_j / acc.okCount : NaN,
         cost: money(energy.total_j),
         idealized: acc.idealized.result(),
-        power_cap_w: this.options.powerCaps?.[acc.id],
+        power_cap_w: acc.powerCapW,
       };
     });
 

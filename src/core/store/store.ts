@@ -25,6 +25,14 @@ export interface RemoteHandle {
   node?: string;
 }
 
+/** The cost settings a run was priced with, as meta.json holds them. */
+export interface StoredCost {
+  usd_per_kwh: number;
+  gco2_per_kwh: number;
+  pue: number;
+  usd_per_gpu_hour: number;
+}
+
 export interface RunMeta {
   run_id: string;
   config_name: string;
@@ -42,6 +50,8 @@ export interface RunMeta {
   remotes: RemoteHandle[];
   /** The hosts a sweep over several hosts shares its points among, so a restart can go on with them. */
   hosts?: string[];
+  /** The prices the run was summarised at (settings and config resolved), so a re-summary gives the same money. */
+  cost?: StoredCost;
   /** Predictions made at dispatch, to set against the measurements. */
   predictions?: Record<string, { runtime_s: number; j_per_output_token: number; avg_power_w: number; energy_j: number; output_tokens_per_s: number; basis: string }>;
   slurm?: { job_id: string; state?: string; submitted?: string; started?: string; queue_wait_s?: number; nodes?: string[] };

@@ -1,10 +1,8 @@
 /** Stored runs as calibration measurements: each measured point with the config that produced it. */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfig } from '../config';
+import { gpuFromConfig, modelFromSpec } from '../estimate/config-estimate';
+import type { Measurement } from '../estimate/calibrate';
+import { openStoredRun } from '../run/stored';
 import { readSummary, type RunRecord } from '../store/store';
-import type { Measurement } from './calibrate';
-import { gpuFromConfig, modelFromSpec } from './config-estimate';
 
 export function measurementsFromRuns(records: RunRecord[]): { measurements: Measurement[]; skipped: string[] } {
   const measurements: Measurement[] = [];
@@ -15,18 +13,18 @@ export function measurementsFromRuns(records: RunRecord[]): { measurements: Meas
       skipped.push(`${record.id}: not a completed run`);
       continue;
     }
-    const loaded = loadConfig(readFileSync(join(record.dir, 'config.yaml'), 'utf8'));
-    if (!loaded.config) {
+    const { config, points } = openStoredRun(record.dir, record.meta);
+    if (!config) {
       skipped.push(`${record.id}: its stored config no longer validates`);
       continue;
     }
-    const model = modelFromSpec(loaded.config.model);
-    const gpu = gpuFromConfig(loaded.config);
+    const model = modelFromSpec(config.model);
+    const gpu = gpuFromConfig(config);
     if (!model.ok || !gpu.ok) {
       skipped.push(`${record.id}: ${!model.ok ? model.message : !gpu.ok ? gpu.message : ''}`);
       continue;
     }
-    for (const point of loaded.points) {
+    for (const point of points) {
       const measured = summary.points.find((p) => p.point === point.id);
       if (!measured || measured.status !== 'ok' || !(measured.tokens.output > 0)) continue;
       const gpus = Math.max(1, measured.energy.per_gpu.length || point.gpuCount);
@@ -40,7 +38,7 @@ export function measurementsFromRuns(records: RunRecord[]): { measurements: Meas
         inputTokens: measured.tokens.input / Math.max(1, measured.requests.ok),
         outputTokens: measured.tokens.output / Math.max(1, measured.requests.ok),
         powerCapW: point.powerCapW,
-        engine: loaded.config.server.engine,
+        engine: config.server.engine,
         j_per_output_token: measured.j_per_output_token,
         output_tokens_per_s: measured.throughput.output_tokens_per_s,
         avg_power_w: measured.energy.avg_power_w / gpus,

@@ -3,21 +3,18 @@
  * it, follow the job, read every node's events from the shared filesystem, cancel with scancel.
  * Slurm is the scheduler; Wattbench only asks it.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { loadConfig } from '../config';
 import type { SlurmTargetSpec } from '../config/model';
-import { buildJob } from '../run/job';
-import { installAgent, uploadRunFiles, fetchText, type InstalledAgent } from '../run/remote';
-import { AgentFollower, type RunOutcome } from '../run/follower';
-import { createRunRecord, summarizerFor, type RunSpec } from '../run/session';
-import type { Summarizer } from '../run/summarize';
-import { readEventsSync, type RemoteHandle, type RunStatus, type RunWriter } from '../store/store';
+import { expandHostlist, parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from '../slurm/sbatch';
+import type { RemoteHandle, RunStatus, RunWriter } from '../store/store';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
 import { silentLogger, type Logger } from '../util/logger';
 import { sleep } from '../util/sleep';
-import { expandHostlist, parseScontrolJob, sbatchScript, secondsBetween, TERMINAL_STATES, type SlurmJobInfo } from './sbatch';
+import { AgentFollower, type RunOutcome } from './follower';
+import { prepareRunDir, type RunSpec } from './launch';
+import { fetchText, installAgent, type InstalledAgent } from './remote';
+import { createRunRecord, openStoredRun, replayStored, summarizerForStoredRun } from './stored';
+import type { Summarizer } from './summarize';
 
 export interface SlurmRunOptions extends RunSpec {
   transport: Transport;
@@ -48,12 +45,8 @@ export class SlurmRun {
     this.log = options.logger ?? silentLogger;
     if (existing) {
       this.writer = existing;
-      this.summarizer = summarizerFor(options.config, options.points);
-      for (const event of readEventsSync(existing.dir)) {
-        this.summarizer.add(event);
-        const handle = existing.meta.remotes.find((h) => h.node === event.node);
-        if (handle) handle.nextSeq = Math.max(handle.nextSeq, event.seq + 1);
-      }
+      this.summarizer = summarizerForStoredRun(openStoredRun(existing.dir, existing.meta));
+      replayStored(existing.dir, this.summarizer, existing.meta.remotes);
       this.jobId = existing.meta.slurm?.job_id;
     } else ({ writer: this.writer, summarizer: this.summarizer } = createRunRecord(options, `slurm:${options.slurm.login}`));
     this.id = this.writer.id;
@@ -74,14 +67,11 @@ export class SlurmRun {
     const agent = await installAgent(transport, this.options.agentSource);
     const root = slurm.workdir ?? agent.home;
     const runDir = `${root}/runs/${this.id}`;
-    const { job, files } = buildJob(this.id, config, this.options.points, this.options.resolveLocal);
     const gpusPerNode = slurm.gpusPerNode ?? Math.ceil(config.gpus.count / slurm.nodes);
     const script = sbatchScript({ runId: this.id, runDir, agentPath: agent.path, slurm, gpusPerNode });
     this.writer.attach('sbatch.sh', script);
-    this.writer.attach('job.json', JSON.stringify(job, null, 2));
-    const uploads = new Map<string, Buffer | string>([['job.json', JSON.stringify(job, null, 2)], ['sbatch.sh', script]]);
-    for (const [name, local] of files) uploads.set(name, readFileSync(local));
-    await uploadRunFiles(agent, runDir, uploads);
+    const { jobText } = await prepareRunDir(agent, runDir, this.id, this.options, this.options.points, [['sbatch.sh', script]]);
+    this.writer.attach('job.json', jobText);
     listener.onPhase?.('starting', `sbatch on ${transport.label}`);
     const submitted = await transport.exec(`cd ${shq(runDir)} && sbatch --parsable sbatch.sh`);
     const jobId = /^(\d+)/.exec(submitted.stdout.trim())?.[1];
@@ -210,17 +200,12 @@ export class SlurmRun {
   /** Follows a stored Slurm run again after the extension or CLI restarted. */
   static reattach(base: Omit<SlurmRunOptions, 'configText' | 'config' | 'points' | 'slurm' | 'resolveLocal'> & { runId: string }): SlurmRun {
     const writer = base.store.open(base.runId);
-    const configText = readFileSync(join(writer.dir, 'config.yaml'), 'utf8');
-    const loaded = loadConfig(configText);
-    if (!loaded.config || loaded.config.target.kind !== 'slurm') {
+    const { config, configText, points } = openStoredRun(writer.dir, writer.meta);
+    if (!config || configText === undefined || config.target.kind !== 'slurm') {
       writer.close();
       throw new SlurmError(`run ${base.runId}: its stored config is not a valid Slurm config any more`);
     }
-    const ids = new Set(writer.meta.points.map((p) => p.id));
-    return new SlurmRun(
-      { ...base, configText, config: loaded.config, points: loaded.points.filter((p) => ids.has(p.id)), slurm: loaded.config.target.slurm, resolveLocal: (p) => p },
-      writer,
-    );
+    return new SlurmRun({ ...base, configText, config, points, slurm: config.target.slurm, resolveLocal: (p) => p }, writer);
   }
 
   private async scancel(): Promise<void> {
