@@ -1,20 +1,32 @@
 import * as vscode from 'vscode';
 import { loadCalibration, registerCommands } from './vscode/commands';
-import { ConfigCache } from './vscode/configFiles';
+import { ConfigCache } from './vscode/config-files';
 import { ConfigDiagnostics } from './vscode/diagnostics';
 import { EstimateService, registerEstimateProviders } from './vscode/estimates';
 import { HostsTree } from './vscode/hosts';
 import { DisposableBag } from './vscode/disposable';
 import { LivePanel, ResultPanel } from './vscode/panels';
-import { RunManager } from './vscode/runManager';
-import { RunsTree } from './vscode/runsTree';
-import { RunStatusBar } from './vscode/statusBar';
+import { RunManager } from './vscode/run-manager';
+import { RunsTree } from './vscode/runs-tree';
+import { RunStatusBar } from './vscode/status-bar';
 import { readSummary } from './core/store/store';
 
 export function activate(context: vscode.ExtensionContext): void {
   const bag = new DisposableBag();
   context.subscriptions.push(bag);
   const log = bag.add(vscode.window.createOutputChannel('Wattbench', { log: true }));
+  try {
+    wire(context, bag, log);
+  } catch (error) {
+    // A start-up that fails says so where the user looks, instead of leaving commands that do nothing.
+    const message = error instanceof Error ? error.message : String(error);
+    log.error(`Wattbench failed to start: ${error instanceof Error && error.stack ? error.stack : message}`);
+    void vscode.window.showErrorMessage(`Wattbench failed to start: ${message}`, 'Show Log').then((choice) => choice && log.show());
+    throw error;
+  }
+}
+
+function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.LogOutputChannel): void {
   const configs = new ConfigCache();
   const estimates = bag.add(new EstimateService(configs));
   const warnCalibration = (message: string) => {

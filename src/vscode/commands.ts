@@ -7,12 +7,12 @@ import { type CalibrationProfile, parseCalibrationProfile } from '../core/estima
 import { estimateMarkdown } from './estimates';
 import type { EstimateService } from './estimates';
 import { configuredHosts, HostItem, type HostsTree, testHostConnection } from './hosts';
-import { newConfigCommand } from './newConfig';
+import { newConfigCommand } from './new-config';
 import { exportCsv, LivePanel, ResultPanel } from './panels';
-import type { RunManager } from './runManager';
-import { RunNode } from './runsTree';
+import type { RunManager } from './run-manager';
+import { RunNode } from './runs-tree';
 import { SECTION } from './settings';
-import { isConfigDocument } from './configFiles';
+import { isConfigDocument } from './config-files';
 
 export interface CommandContext {
   extensionUri: vscode.Uri;

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { ConfigDiagnostic } from '../core/config';
-import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './configFiles';
+import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './config-files';
 import { DisposableBag } from './disposable';
 
 const DEBOUNCE_MS = 250;

@@ -4,7 +4,7 @@ import { formatDuration, formatEnergy, formatJoulesPerToken, formatPower, format
 import { estimateConfig, type ConfigEstimate, type PointEstimate } from '../core/estimate/config-estimate';
 import type { CalibrationProfile } from '../core/estimate/profile';
 import { SWEEPABLE_KEYS } from '../core/config/schema';
-import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './configFiles';
+import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './config-files';
 import { DisposableBag } from './disposable';
 
 /** Estimates per document version, shared by CodeLens, inlay hints and hovers. */

@@ -7,7 +7,7 @@ import { loadRunReport } from '../core/workspace/reports';
 import { trackerFromEvents, type LiveTracker } from '../core/view/live';
 import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/protocol/webview';
 import { DisposableBag } from './disposable';
-import type { RunManager } from './runManager';
+import type { RunManager } from './run-manager';
 
 function html(webview: vscode.Webview, extensionUri: vscode.Uri, view: 'live' | 'result', title: string): string {
   const nonce = randomBytes(16).toString('base64');

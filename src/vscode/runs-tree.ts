@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { readSummary, type RunMeta, type RunRecord } from '../core/store/store';
 import type { PointSummary } from '../core/protocol/summary';
-import type { RunManager } from './runManager';
+import type { RunManager } from './run-manager';
 
 type Node = ConfigNode | RunNode | PointNode;
 

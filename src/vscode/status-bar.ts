@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { RunManager } from './runManager';
+import type { RunManager } from './run-manager';
 
 /** Live watts and progress while a run is active; a click opens its live view. */
 export class RunStatusBar implements vscode.Disposable {
