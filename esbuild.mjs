@@ -1,5 +1,8 @@
-// Bundles the extension (node), the CLI (node) and the webview (browser). `--watch` rebuilds on change.
+// Bundles the extension (node), the CLI (node) and the webview (browser), and builds the agent's archive
+// (dist/wattbench_agent.pyz, from agent/wattbench_agent/). `--watch` rebuilds the bundles on change; the archive is
+// rebuilt by findAgentSource (src/core/run/agent-path.ts) once it is older than the agent's sources.
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
@@ -40,6 +43,8 @@ const builds = [
 ];
 
 mkdirSync('dist', { recursive: true });
+// Deterministic (the same sources give the same bytes), so the agent's install hash on a host changes only with it.
+execFileSync('python3', ['scripts/build_agent.py', 'dist/wattbench_agent.pyz'], { stdio: 'inherit' });
 if (watch) {
   for (const options of builds) await (await esbuild.context(options)).watch();
 } else {

@@ -7,10 +7,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/core/config';
+import { findAgentSource } from '../src/core/run/agent-path';
 import { buildJob } from '../src/core/run/job';
 import { now, round, sleep, type Figure } from './figure';
 
-const AGENT = join(__dirname, '..', 'agent', 'wattbench_agent.py');
+/** The agent as it ships: dist/wattbench_agent.pyz, built from agent/wattbench_agent/ when missing or older. */
+const AGENT = findAgentSource();
 const GPUS = 8;
 const WINDOW_S = 15;
 /** Let the agent finish starting (imports, hello, first samples) before the window opens. */
@@ -119,7 +121,7 @@ export async function agentOverhead(): Promise<Figure[]> {
     const slow = await measureAt(10, dir);
     const fast = await measureAt(100, dir);
     const method = (o: Overhead) =>
-      `python3 agent/wattbench_agent.py run --detach on a job of ${GPUS} simulated H100s (telemetry sim, interval ${1000 / o.hz} ms) with a 1 h idle baseline, so only the sampler runs; ` +
+      `python3 dist/wattbench_agent.pyz run --detach on a job of ${GPUS} simulated H100s (telemetry sim, interval ${1000 / o.hz} ms) with a 1 h idle baseline, so only the sampler runs; ` +
       `after it reaches the baseline and ${SETTLE_S} s more, utime+stime from /proc/<pid>/stat (all threads, ${clockTicksPerSecond} ticks/s) over a ${WINDOW_S} s window, divided by the window's wall time. ` +
       `${(o.cpuS * 1000).toFixed(0)} ms of CPU in ${o.wallS.toFixed(1)} s; the agent wrote ${o.achievedHz.toFixed(1)} samples/s in the window.`;
     return [

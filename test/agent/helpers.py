@@ -1,8 +1,12 @@
 """Shared set-up for the agent's tests: a private WATTBENCH_HOME and sim dir per test, job builders,
-runners, and checks of the event stream against docs/protocol.md."""
+runners, and checks of the event stream against docs/protocol.md.
 
+The agent runs as it ships: every subprocess runs a wattbench_agent.pyz built here, once per test process,
+from agent/wattbench_agent/ by scripts/build_agent.py (dist/'s copy may be older than the sources). Unit-level
+tests import the package's modules from agent/ (put on sys.path below)."""
+
+import atexit
 import copy
-import importlib.util
 import json
 import os
 import shutil
@@ -15,23 +19,29 @@ import unittest
 from typing import Any, Callable, Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-AGENT = os.path.join(REPO, "agent", "wattbench_agent.py")
+AGENT_DIR = os.path.join(REPO, "agent")  # holds the package; on sys.path for the tests' imports
+PACKAGE_DIR = os.path.join(AGENT_DIR, "wattbench_agent")
+BUILDER = os.path.join(REPO, "scripts", "build_agent.py")
 SIM_PROFILE_PATH = os.path.join(REPO, "test", "fixtures", "sim-profile.json")
+
+if AGENT_DIR not in sys.path:
+    sys.path.insert(0, AGENT_DIR)
+
+from wattbench_agent.util import free_loopback_port, group_alive  # noqa: E402  (needs AGENT_DIR on the path)
 
 with open(SIM_PROFILE_PATH) as _f:
     SIM_PROFILE = json.load(_f)
 
 
-def load_agent_module() -> Any:
-    """The agent file imported as a module, for unit-level tests of its pieces."""
-    spec = importlib.util.spec_from_file_location("wattbench_agent", AGENT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wattbench_agent"] = module
-    spec.loader.exec_module(module)
-    return module
+def build_archive(out: str) -> str:
+    """Builds wattbench_agent.pyz at `out` with scripts/build_agent.py, as `npm run build` does."""
+    subprocess.run([sys.executable, BUILDER, out], check=True, stdout=subprocess.DEVNULL)
+    return out
 
 
-agent_module = load_agent_module()
+_BUILD_DIR = tempfile.mkdtemp(prefix="wattbench-agent-pyz-")
+atexit.register(shutil.rmtree, _BUILD_DIR, True)
+AGENT = build_archive(os.path.join(_BUILD_DIR, "wattbench_agent.pyz"))  # what `python3 AGENT COMMAND` runs
 
 # Required fields per event type (docs/protocol.md, "Events").
 REQUIRED_FIELDS = {
@@ -76,7 +86,7 @@ def command_point(point_id: str, command: str, **extra: Any) -> Dict[str, Any]:
 
 
 def find_free_port() -> int:
-    return agent_module.free_loopback_port()
+    return free_loopback_port()
 
 
 class AgentTestCase(unittest.TestCase):
@@ -103,7 +113,7 @@ class AgentTestCase(unittest.TestCase):
             state = self.state(run_dir)
             for key in ("server_pgid", "pgid"):
                 pgid = state.get(key)
-                if pgid and pgid != os.getpgid(0) and agent_module.group_alive(pgid):
+                if pgid and pgid != os.getpgid(0) and group_alive(pgid):
                     try:
                         os.killpg(pgid, signal.SIGKILL)
                     except OSError:

@@ -1,5 +1,5 @@
 /*
- * A stand-in libnvidia-ml.so.1 for the agent's tests: the NVML calls wattbench_agent.py makes, on
+ * A stand-in libnvidia-ml.so.1 for the agent's tests: the NVML calls telemetry/nvml.py makes, on
  * fake GPUs. Built by test_telemetry.py with `cc -shared -fPIC -o libnvidia-ml.so.1 nvml_stub.c`.
  *
  * NVML_STUB_COUNT  number of GPUs (default 2)

@@ -5,7 +5,9 @@ import json
 import os
 import signal
 
-from .helpers import AgentTestCase, agent_module, http_point
+from .helpers import AgentTestCase, http_point
+
+from wattbench_agent.util import group_alive, pid_alive
 
 
 def long_capped_point(cap_w):
@@ -34,10 +36,10 @@ class CapsSafetyTest(AgentTestCase):
         run = self.start_and_wait_for_measure(detach=True)
         state = self.state(run.run_dir)
         server_pgid = state["server_pgid"]
-        self.assertTrue(agent_module.group_alive(server_pgid))
+        self.assertTrue(group_alive(server_pgid))
 
         os.killpg(state["pgid"], signal.SIGTERM)  # as the extension cancels: the agent's process group
-        self.wait_for(lambda: not agent_module.pid_alive(run.pid), what="the agent to exit")
+        self.wait_for(lambda: not pid_alive(run.pid), what="the agent to exit")
 
         events = self.events(run.run_dir)
         self.assert_well_formed(events)
@@ -57,7 +59,7 @@ class CapsSafetyTest(AgentTestCase):
 
         self.assertEqual(self.sim_limits(), {"0": 400.0, "1": 400.0})
         self.assertFalse(os.path.exists(self.caps_file()))
-        self.assertFalse(agent_module.group_alive(server_pgid), "the server's process group outlived the agent")
+        self.assertFalse(group_alive(server_pgid), "the server's process group outlived the agent")
         self.assertEqual(self.state(run.run_dir)["status"], "cancelled")
 
     def kill_agent_hard(self):

@@ -7,9 +7,7 @@ import tempfile
 import time
 import unittest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-AGENT = os.path.join(ROOT, "agent", "wattbench_agent.py")
-PROFILE = os.path.join(ROOT, "test", "fixtures", "sim-profile.json")
+from .helpers import AGENT, SIM_PROFILE_PATH as PROFILE
 
 
 class SampleNodeTest(unittest.TestCase):

@@ -4,7 +4,10 @@ import os
 import shlex
 import sys
 
-from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, agent_module, find_free_port, http_point
+from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, find_free_port, http_point
+
+from wattbench_agent.load import Endpoint
+from wattbench_agent.util import group_alive
 
 
 class ServerFailureTest(AgentTestCase):
@@ -42,7 +45,7 @@ class ServerFailureTest(AgentTestCase):
         server_log = [e for e in self.of_type(events, "log") if e["source"] == "server"]
         self.assertTrue(any("CUDA out of memory" in e["msg"] and e["level"] == "warn" for e in server_log))
         # the server's group was stopped (TERM reached `sleep`)
-        self.assertFalse(agent_module.group_alive(self.state(result.run_dir)["server_pgid"]))
+        self.assertFalse(group_alive(self.state(result.run_dir)["server_pgid"]))
 
     def test_server_exits_before_ready(self):
         command = "echo 'error: model not found'; exit 3"
@@ -103,7 +106,7 @@ class ServerFailureTest(AgentTestCase):
                 self.agent_command("sim-server", "--port", str(port), "--profile", SIM_PROFILE_PATH,
                                    "--sim-dir", self.sim_dir), env=self.env, stdout=log, stderr=log)
         self._procs.append(server)
-        endpoint = agent_module.Endpoint("http://127.0.0.1:%d/v1" % port, "completions", "m")
+        endpoint = Endpoint("http://127.0.0.1:%d/v1" % port, "completions", "m")
         self.wait_for(lambda: endpoint.probe()[0], what="the external server")
         result = self.run_agent(self.server_job(None, port))
         self.assertEqual(result.returncode, 0, result.stderr)

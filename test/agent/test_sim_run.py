@@ -9,7 +9,10 @@ import sys
 import time
 import urllib.request
 
-from .helpers import SIM_PROFILE_PATH, AgentTestCase, agent_module, find_free_port, http_point
+from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, find_free_port, http_point
+
+from wattbench_agent.__main__ import write_pid_file
+from wattbench_agent.util import pid_alive
 
 
 def max_overlap(requests):
@@ -284,12 +287,11 @@ class DetachAndListRunsTest(AgentTestCase):
     def test_pid_file_is_never_seen_empty_while_rewritten(self):
         # A detached start writes agent.pid from two processes while the caller reads it; a truncating
         # write once left the caller reading '' (ValueError in detach_and_run, the run reported failed).
-        agent = agent_module
         path = os.path.join(self.tmp, "agent.pid")
-        agent.write_pid_file(path, 4242)
-        writer = subprocess.Popen([sys.executable, "-c",
-                                   "import sys; sys.path.insert(0, %r); import wattbench_agent as a\n"
-                                   "for i in range(3000): a.write_pid_file(%r, 4242)" % (os.path.dirname(agent.__file__), path)])
+        write_pid_file(path, 4242)
+        writer = subprocess.Popen([sys.executable, "-c",  # the package imported from the archive, as it ships
+                                   "import sys; sys.path.insert(0, %r); from wattbench_agent.__main__ import write_pid_file\n"
+                                   "for i in range(3000): write_pid_file(%r, 4242)" % (AGENT, path)])
         seen = set()
         while writer.poll() is None:
             with open(path) as f:
@@ -317,7 +319,7 @@ class DetachAndListRunsTest(AgentTestCase):
         self.assertTrue(rows[0]["alive"])
         self.assertEqual(rows[0]["status"], "running")
 
-        self.wait_for(lambda: not agent_module.pid_alive(run.pid), what="the detached agent to finish")
+        self.wait_for(lambda: not pid_alive(run.pid), what="the detached agent to finish")
         events = self.events(run.run_dir)
         self.assert_well_formed(events)
         self.assertEqual(self.done(events)["status"], "ok")

@@ -5,7 +5,10 @@ import os
 import random
 import sys
 
-from .helpers import AgentTestCase, agent_module, command_point, http_point
+from .helpers import AgentTestCase, command_point, http_point
+
+from wattbench_agent.job import JobError, LengthDist, load_prompt_file
+from wattbench_agent.prompts import synthetic_text
 
 WORKLOAD_SCRIPT = r"""
 import json, sys, time
@@ -99,19 +102,19 @@ class DatasetFileTest(AgentTestCase):
     def test_formats_are_detected_and_read(self):
         self.write_datasets()
         for name, (_, _, expected) in DATASETS.items():
-            prompts = agent_module.load_prompt_file(os.path.join(self.tmp, name), "auto", "dataset")
+            prompts = load_prompt_file(os.path.join(self.tmp, name), "auto", "dataset")
             self.assertEqual(prompts, expected, name)
         # an explicit format that does not fit finds nothing, and says so
-        with self.assertRaisesRegex(agent_module.JobError, "no gsm8k-format prompts found"):
-            agent_module.load_prompt_file(os.path.join(self.tmp, "alpaca.jsonl"), "gsm8k", "dataset")
+        with self.assertRaisesRegex(JobError, "no gsm8k-format prompts found"):
+            load_prompt_file(os.path.join(self.tmp, "alpaca.jsonl"), "gsm8k", "dataset")
         with open(os.path.join(self.tmp, "odd.jsonl"), "w") as f:
             f.write('{"text": "x"}\n')
-        with self.assertRaisesRegex(agent_module.JobError, r"cannot tell the format .*\['text'\]"):
-            agent_module.load_prompt_file(os.path.join(self.tmp, "odd.jsonl"), "auto", "dataset")
+        with self.assertRaisesRegex(JobError, r"cannot tell the format .*\['text'\]"):
+            load_prompt_file(os.path.join(self.tmp, "odd.jsonl"), "auto", "dataset")
         with open(os.path.join(self.tmp, "broken.jsonl"), "w") as f:
             f.write('{"prompt": "fine"}\n{"prompt": oops}\n')
-        with self.assertRaisesRegex(agent_module.JobError, "line 2, is not valid JSON"):
-            agent_module.load_prompt_file(os.path.join(self.tmp, "broken.jsonl"), "auto", "dataset")
+        with self.assertRaisesRegex(JobError, "line 2, is not valid JSON"):
+            load_prompt_file(os.path.join(self.tmp, "broken.jsonl"), "auto", "dataset")
 
     def test_run_with_each_format(self):
         self.write_datasets()
@@ -134,16 +137,16 @@ class DatasetFileTest(AgentTestCase):
 
     def test_synthetic_lengths_follow_distributions(self):
         rng = random.Random(3)
-        dist = agent_module.LengthDist("normal", 100.0, 20.0, 50, 130)
+        dist = LengthDist("normal", 100.0, 20.0, 50, 130)
         draws = [dist.draw(rng) for _ in range(2000)]
         self.assertTrue(all(50 <= d <= 130 for d in draws))
         self.assertAlmostEqual(sum(draws) / len(draws), 99, delta=3)
-        lognormal = agent_module.LengthDist("lognormal", 200.0, 100.0)
+        lognormal = LengthDist("lognormal", 200.0, 100.0)
         draws = [lognormal.draw(rng) for _ in range(4000)]
         self.assertAlmostEqual(sum(draws) / len(draws), 200, delta=12)
-        uniform = agent_module.LengthDist("uniform", 0.0, 0.0, 10, 20)
+        uniform = LengthDist("uniform", 0.0, 0.0, 10, 20)
         self.assertEqual({uniform.draw(rng) for _ in range(500)}, set(range(10, 21)))
-        text = agent_module.synthetic_text(rng, 37)
+        text = synthetic_text(rng, 37)
         self.assertEqual(len(text.split()), 37)
 
 

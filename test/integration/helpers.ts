@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../../src/core/config';
 import type { AgentEvent } from '../../src/core/protocol/events';
+import { findAgentSource } from '../../src/core/run/agent-path';
 import type { RunListener } from '../../src/core/run/follower';
 import { Run } from '../../src/core/run/single';
 import { RunStore } from '../../src/core/store/store';
 import type { Transport } from '../../src/core/transport/types';
 import type { Logger } from '../../src/core/util/logger';
 
-export const AGENT = join(__dirname, '..', '..', 'agent', 'wattbench_agent.py');
+/** The agent as it ships: dist/wattbench_agent.pyz, built from agent/wattbench_agent/ when missing or older. */
+export const AGENT = findAgentSource();
 
 /** A small, fast simulated config: two points of a few short requests each. */
 export function simConfig(extra: { name?: string; sweep?: string; workload?: Record<string, string | number>; server?: string; telemetry?: string } = {}): string {

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { shq } from '../transport/shell';
 import type { ExecResult, StreamingExec, Transport } from '../transport/types';
 import { TransportError } from '../transport/types';
+import { AGENT_ARCHIVE } from './agent-path';
 
 /** Where the agent keeps its files on a host; WATTBENCH_HOME overrides (tests, shared clusters). */
 const HOME_EXPR = '"${WATTBENCH_HOME:-$HOME/.cache/wattbench}"';
@@ -24,7 +25,7 @@ export class AgentError extends Error {
 
 export interface InstalledAgent {
   transport: Transport;
-  /** Absolute path of the agent on the host. */
+  /** Absolute path of the agent on the host (its wattbench_agent.pyz; `python3 PATH COMMAND` runs it). */
   path: string;
   /** The agent's home on the host ($WATTBENCH_HOME). */
   home: string;
@@ -37,13 +38,13 @@ function check(result: ExecResult, what: string, where: string): string {
   return result.stdout;
 }
 
-/** Checks Python, then uploads the agent unless this exact version is already there. */
+/** Checks Python, then uploads the agent archive (wattbench_agent.pyz) unless this exact one is already there. */
 export async function installAgent(transport: Transport, agentSource: string): Promise<InstalledAgent> {
   const code = readFileSync(agentSource);
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
   const probe = await transport.exec(
     `H=${HOME_EXPR}; if ! V=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then echo NO_PYTHON; exit 0; fi; ` +
-      `echo "PY $V"; echo "HOME $H"; test -f "$H/agent/${hash}/wattbench_agent.py" && echo PRESENT || true`,
+      `echo "PY $V"; echo "HOME $H"; test -f "$H/agent/${hash}/${AGENT_ARCHIVE}" && echo PRESENT || true`,
   );
   const out = check(probe, 'checking for python3', transport.label);
   if (out.includes('NO_PYTHON'))
@@ -56,12 +57,12 @@ export async function installAgent(transport: Transport, agentSource: string): P
   const dir = `${home}/agent/${hash}`;
   if (!out.includes('PRESENT')) {
     const upload = await transport.exec(
-      `umask 077 && mkdir -p ${shq(dir)} && chmod 700 ${shq(home)} ${shq(`${home}/agent`)} ${shq(dir)} && cat > ${shq(`${dir}/wattbench_agent.py.part`)} && mv ${shq(`${dir}/wattbench_agent.py.part`)} ${shq(`${dir}/wattbench_agent.py`)}`,
+      `umask 077 && mkdir -p ${shq(dir)} && chmod 700 ${shq(home)} ${shq(`${home}/agent`)} ${shq(dir)} && cat > ${shq(`${dir}/${AGENT_ARCHIVE}.part`)} && mv ${shq(`${dir}/${AGENT_ARCHIVE}.part`)} ${shq(`${dir}/${AGENT_ARCHIVE}`)}`,
       { stdin: code },
     );
     if (upload.code !== 0) throw new AgentError(`uploading the agent to ${transport.label}:${dir} failed: ${upload.stderr.trim()}`, 'install');
   }
-  return { transport, path: `${dir}/wattbench_agent.py`, home, python: `${version[1]}.${version[2]}.${version[3]}` };
+  return { transport, path: `${dir}/${AGENT_ARCHIVE}`, home, python: `${version[1]}.${version[2]}.${version[3]}` };
 }
 
 export function remoteRunDir(agent: InstalledAgent, runId: string): string {

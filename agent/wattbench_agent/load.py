@@ -1,0 +1,318 @@
+"""Load generation against an OpenAI-compatible server: streamed requests timed token by token, at a fixed
+concurrency or a Poisson request rate."""
+
+import collections
+import http.client
+import json
+import random
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .job import PointConfig, WorkloadConfig
+from .prompts import RequestSpec
+
+
+REQUEST_CONNECT_TIMEOUT_S = 10.0
+
+
+REQUEST_READ_TIMEOUT_S = 300.0  # longest silence tolerated inside one streamed response
+
+
+PROBE_TIMEOUT_S = 2.0
+
+
+class Endpoint:
+    def __init__(self, base_url: str, api: str, model: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.api = api
+        self.model = model
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.https:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    @property
+    def generate_path(self) -> str:
+        return self.base_path + ("/chat/completions" if self.api == "chat" else "/completions")
+
+    def probe(self) -> Tuple[bool, str]:
+        """(ready, what went wrong): GET base_url/models, then /health on the root."""
+        first_error = ""
+        for path in (self.base_path + "/models", "/health"):
+            conn = self.connection(PROBE_TIMEOUT_S)
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    return True, ""
+                error = "GET %s answered HTTP %d" % (path, response.status)
+            except (OSError, http.client.HTTPException) as e:
+                error = "GET %s: %s" % (path, describe_request_error(e, self))
+            finally:
+                conn.close()
+            first_error = first_error or error
+        return False, first_error
+
+
+def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
+    where = "%s:%d" % (endpoint.host, endpoint.port)
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (%s)" % where
+    if isinstance(error, socket.timeout):
+        return "timed out (%s)" % where
+    if isinstance(error, socket.gaierror):
+        return "cannot resolve host %s" % endpoint.host
+    return "%s: %s" % (type(error).__name__, error)
+
+
+CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead)
+
+
+def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
+                   track: Callable[[Optional[socket.socket]], None]) -> Dict[str, Any]:
+    """Send one streamed request and time its tokens. `track(sock)` registers the connection's socket so
+    that another thread can abort the request by shutting it down; `track(None)` when done. (The socket,
+    not the HTTPConnection: getresponse() hands the socket to the response and sets conn.sock = None.)"""
+    body = {"model": endpoint.model, "max_tokens": spec.max_tokens, "temperature": workload.temperature,
+            "stream": True, "stream_options": {"include_usage": True}}  # type: Dict[str, Any]
+    if endpoint.api == "chat":
+        body["messages"] = [{"role": "user", "content": spec.prompt}]
+    else:
+        body["prompt"] = spec.prompt
+    if workload.ignore_eos:
+        body["ignore_eos"] = True  # a vLLM/SGLang extension; only sent when asked for
+    arrivals = []  # type: List[float]
+    usage = None  # type: Optional[Dict[str, Any]]
+    error = None  # type: Optional[str]
+    connection_lost = False
+    saw_done = False
+    t_start = time.time()
+    m_start = time.monotonic()
+    conn = endpoint.connection(REQUEST_CONNECT_TIMEOUT_S)
+    try:
+        conn.connect()
+        track(conn.sock)
+        conn.sock.settimeout(REQUEST_READ_TIMEOUT_S)
+        conn.request("POST", endpoint.generate_path, body=json.dumps(body),
+                     headers={"Content-Type": "application/json", "Accept": "text/event-stream"})
+        response = conn.getresponse()
+        if response.status != 200:
+            text = response.read(600).decode("utf-8", "replace").strip().replace("\n", " ")
+            error = "HTTP %d: %s" % (response.status, text[:300])
+        else:
+            for raw in response:
+                if not raw.startswith(b"data:"):
+                    continue
+                data = raw[5:].strip()
+                if data == b"[DONE]":
+                    saw_done = True
+                    break
+                chunk = json.loads(data)
+                if chunk.get("error"):
+                    error = "server error: %s" % json.dumps(chunk["error"])[:300]
+                    break
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    if choice.get("text") or delta.get("content") or delta.get("reasoning_content"):
+                        arrivals.append(time.monotonic())
+                        break
+            if error is None and not saw_done:
+                error = "the stream ended before [DONE] (connection closed)"
+                connection_lost = True
+    except CONNECTION_ERRORS as e:
+        error = describe_request_error(e, endpoint)
+        connection_lost = True
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        error = describe_request_error(e, endpoint)
+    finally:
+        conn.close()
+        track(None)
+    latency = time.monotonic() - m_start
+    output_tokens = len(arrivals)
+    prompt_tokens = spec.prompt_tokens
+    if usage:
+        output_tokens = int(usage.get("completion_tokens", output_tokens) or 0)
+        prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens) or 0)
+    return {
+        "ok": error is None,
+        "t_start": t_start,
+        "t_end": t_start + latency,
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "ttft_s": round(arrivals[0] - m_start, 6) if arrivals else None,
+        "latency_s": round(latency, 6),
+        "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
+        "error": error,
+        "connection_lost": connection_lost,
+    }
+
+
+@dataclass
+class PointCounts:
+    requests: int = 0
+    errors: int = 0
+
+
+STOP_TEXT = {"cancelled": "cancelled", "timeout": "point time limit reached", "server": "the server died"}
+
+
+class LoadRunner:
+    """Sends requests to an OpenAI-compatible endpoint at a fixed concurrency or at a Poisson request
+    rate, and writes a `request` event for each. Stops early on cancel, time limit or a dead server,
+    aborting requests in flight (their events say why). `agent` is the run driving it (run.AgentRun, not
+    imported here: the run imports this module): its `cancel` event, `events` writer, `server_dead()` and
+    `check_server_after_failure()`."""
+
+    def __init__(self, agent: Any, endpoint: Endpoint, point: PointConfig, repeat: int,
+                 counts: PointCounts, deadline: Optional[float]) -> None:
+        self.agent = agent
+        self.endpoint = endpoint
+        self.point = point
+        self.workload = point.workload
+        self.repeat = repeat
+        self.counts = counts
+        self.deadline = deadline
+        self._lock = threading.Lock()
+        self._active = set()  # type: set
+        self._stop_reason = None  # type: Optional[str]
+
+    def run(self, specs: List[RequestSpec], warmup: bool, first_index: int) -> Optional[str]:
+        """Send `specs`; returns None when all were sent and answered, else why it stopped early."""
+        self._stop_reason = None
+        numbered = list(enumerate(specs, first_index))
+        if self.workload.request_rate is not None and not warmup:
+            self._run_at_rate(numbered, self.workload.request_rate)
+        else:
+            # Warm-up in rate mode runs a few at a time: it only has to wake the server up.
+            concurrency = self.workload.concurrency or min(len(specs), 4)
+            self._run_concurrent(numbered, concurrency, warmup)
+        return self._stop_reason
+
+    def inflight(self) -> int:
+        """Requests sent and not yet answered, for the live view."""
+        with self._lock:
+            return len(self._active)
+
+    def _check_stop(self) -> Optional[str]:
+        if self.agent.cancel.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "timeout"
+        if self.agent.server_dead():
+            return "server"
+        return None
+
+    def _stop(self, reason: str) -> None:
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            active = list(self._active)
+        for sock in active:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the thread reading it sees the end of the stream
+            except OSError:
+                pass
+
+    def _send(self, index: int, spec: RequestSpec, warmup: bool) -> None:
+        holder = {}  # type: Dict[str, Any]
+
+        def track(sock: Optional[socket.socket]) -> None:
+            with self._lock:
+                if sock is None:
+                    self._active.discard(holder.get("sock"))
+                else:
+                    holder["sock"] = sock
+                    self._active.add(sock)
+                    if self._stop_reason is not None:
+                        try:
+                            sock.shutdown(socket.SHUT_RDWR)  # connected just as the stop came
+                        except OSError:
+                            pass
+
+        result = stream_request(self.endpoint, spec, self.workload, track)
+        connection_lost = result.pop("connection_lost")
+        if not result["ok"] and self._stop_reason:
+            result["error"] = "aborted (%s): %s" % (STOP_TEXT[self._stop_reason], result["error"])
+        elif connection_lost:
+            self.agent.check_server_after_failure()
+        error = result.pop("error")
+        event = {"point": self.point.id, "repeat": self.repeat, "i": index, "warmup": warmup}
+        event.update(result)
+        if error is not None:
+            event["error"] = error
+        self.agent.events.emit("request", **event)
+        if not warmup:
+            with self._lock:
+                self.counts.requests += 1
+                if not result["ok"]:
+                    self.counts.errors += 1
+
+    def _supervise(self, threads: List[threading.Thread]) -> None:
+        """Wait for the request threads; stop them at cancel, time limit or a dead server."""
+        while any(t.is_alive() for t in threads):
+            reason = self._check_stop()
+            if reason:
+                self._stop(reason)
+                break
+            self.agent.cancel.wait(0.1)
+        for t in threads:
+            t.join(timeout=REQUEST_CONNECT_TIMEOUT_S + 5)
+
+    def _run_concurrent(self, numbered: List[Tuple[int, RequestSpec]], concurrency: int, warmup: bool) -> None:
+        pending = collections.deque(numbered)
+
+        def worker() -> None:
+            while self._stop_reason is None:
+                reason = self._check_stop()  # also here: a failed request may have just found the server dead
+                if reason:
+                    self._stop(reason)
+                    return
+                with self._lock:
+                    if not pending:
+                        return
+                    index, spec = pending.popleft()
+                self._send(index, spec, warmup)
+
+        threads = [threading.Thread(target=worker, name="load-%d" % n, daemon=True)
+                   for n in range(min(concurrency, len(numbered)))]
+        for t in threads:
+            t.start()
+        self._supervise(threads)
+
+    def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]], rate: float) -> None:
+        rng = random.Random(self.workload.seed * 1000003 + self.repeat)
+        threads = []  # type: List[threading.Thread]
+        next_arrival = time.monotonic()
+        for index, spec in numbered:
+            next_arrival += rng.expovariate(rate)
+            while self._stop_reason is None:
+                reason = self._check_stop()
+                if reason:
+                    self._stop(reason)
+                    break
+                remaining = next_arrival - time.monotonic()
+                if remaining <= 0:
+                    break
+                self.agent.cancel.wait(min(remaining, 0.05))
+            if self._stop_reason is not None:
+                break
+            thread = threading.Thread(target=self._send, args=(index, spec, False), name="load-%d" % index,
+                                      daemon=True)
+            thread.start()
+            threads = [t for t in threads if t.is_alive()] + [thread]
+        self._supervise(threads)

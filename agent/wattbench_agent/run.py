@@ -1,0 +1,575 @@
+"""One `run`: hello, idle baseline, server, points (cap, warm-up, measure, cool-down), restore, done."""
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+from .caps import CapKeeper, restore_leftover_caps
+from .events import EventWriter
+from .job import Job, JobError, PointConfig, load_job
+from .load import Endpoint, LoadRunner, PointCounts
+from .processes import SERVER_LOG_TAIL_LINES, LogTail, ManagedProcess
+from .prompts import build_request_specs
+from .sampler import Sampler
+from .telemetry.base import Telemetry, TelemetryError, TelemetryUnavailable
+from .telemetry.open import open_telemetry
+from .util import DiagLog, default_sim_dir, describe_exit, free_loopback_port, tail_lines, write_json_atomic
+from .version import AGENT_FILE, AGENT_VERSION
+
+
+class Cancelled(Exception):
+    """SIGTERM/SIGINT arrived: unwind, restore, report `cancelled`."""
+
+
+class FatalError(Exception):
+    def __init__(self, where: str, message: str, detail: Optional[str] = None, point: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.message = message
+        self.detail = detail
+        self.point = point
+
+
+class RunState:
+    """DIR/state.json: {pid, pgid, status, started, ended, run_id, server_pgid}, replaced atomically."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.data = {"pid": os.getpid(), "pgid": os.getpgid(0), "status": "running", "started": time.time(),
+                     "ended": None, "run_id": None, "server_pgid": None}  # type: Dict[str, Any]
+
+    def update(self, **changes: Any) -> None:
+        self.data.update(changes)
+        try:
+            write_json_atomic(self.path, self.data)
+        except OSError:
+            pass
+
+
+class AgentRun:
+    """One `run`: hello, baseline, server, points (cap, warm-up, measure, cool-down), restore, done."""
+
+    def __init__(self, job_path: str, run_dir: str, sim_dir: Optional[str], events: EventWriter,
+                 diag: DiagLog) -> None:
+        self.job_path = job_path
+        self.run_dir = run_dir
+        self.sim_dir_arg = sim_dir
+        self.events = events
+        self.diag = diag
+        self.state = RunState(os.path.join(run_dir, "state.json"))
+        self.cancel = threading.Event()
+        self.cancel_signal = None  # type: Optional[int]
+        self.job = None  # type: Optional[Job]
+        self.telemetry = None  # type: Optional[Telemetry]
+        self.gpu_indices = []  # type: List[int]
+        self.load_runner = None  # type: Optional[LoadRunner]
+        self.gpu_info = {}  # type: Dict[int, Dict[str, Any]]
+        self.sampler = None  # type: Optional[Sampler]
+        self.caps = CapKeeper()
+        self.server = None  # type: Optional[ManagedProcess]
+        self.server_log = os.path.join(run_dir, "server.log")
+        self.log_tail = None  # type: Optional[LogTail]
+        self.endpoint = None  # type: Optional[Endpoint]
+        self.current_point = None  # type: Optional[str]
+        self._server_failure = None  # type: Optional[str]
+        self._server_failure_reported = False
+        self._probe_lock = threading.Lock()
+        self._last_probe = 0.0
+
+    # --- signals ---
+
+    def install_signal_handlers(self, signals: Tuple[int, ...]) -> None:
+        """Turn SIGTERM/SIGINT into `cancel`. The Python-level handler does nothing: the C handler writes
+        the signal number to a pipe that a watcher thread reads, so no lock is ever taken inside a
+        signal handler (which could deadlock against the interrupted main thread)."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        for sig in signals:
+            signal.signal(sig, lambda signum, frame: None)
+
+        def watch() -> None:
+            while True:
+                data = os.read(read_fd, 64)
+                for signum in data:
+                    if signum in signals:
+                        self.cancel_signal = signum
+                        self.cancel.set()
+
+        threading.Thread(target=watch, name="signals", daemon=True).start()
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancel.wait(seconds):
+            raise Cancelled()
+
+    # --- the whole run ---
+
+    def execute(self) -> int:
+        self.state.update()
+        status, reason = "ok", None  # type: Tuple[str, Optional[str]]
+        try:
+            self.job = load_job(self.job_path)
+            self.state.update(run_id=self.job.run_id)
+            self.diag.write("job %s, run %s" % (self.job_path, self.job.run_id))
+            self._restore_leftover_caps()
+            self._open_telemetry()
+            self._emit_hello()
+            self.sampler = Sampler(self.telemetry, self.gpu_indices, self.job.telemetry.interval_s, self.events,
+                                   lambda: self.current_point,
+                                   lambda: self.load_runner.inflight() if self.load_runner is not None else None)
+            self.telemetry.start(self.job.telemetry.interval_s)
+            self.sampler.start()
+            self._baseline()
+            self._start_server()
+            self._run_points()
+            if self._server_failure:
+                status, reason = "error", self._server_failure
+        except Cancelled:
+            name = signal.Signals(self.cancel_signal).name if self.cancel_signal else "a signal"
+            status, reason = "cancelled", "cancelled by %s" % name
+            self.events.emit("log", level="info", msg="cancel requested (%s): stopping" % name, source="agent")
+        except JobError as e:
+            status, reason = "error", str(e)
+            self.events.emit("error", where="job", message=str(e), fatal=True)
+        except FatalError as e:
+            status, reason = "error", e.message
+            fields = {"where": e.where, "message": e.message, "fatal": True}  # type: Dict[str, Any]
+            if e.point:
+                fields["point"] = e.point
+            if e.detail:
+                fields["detail"] = e.detail
+            self.events.emit("error", **fields)
+        except Exception as e:
+            self.diag.write(traceback.format_exc())
+            status, reason = "error", "internal error: %s: %s" % (type(e).__name__, e)
+            self.events.emit("error", where="agent", message=reason, fatal=True, detail=traceback.format_exc())
+        caps_restored = self._cleanup()
+        done = {"status": status, "caps_restored": caps_restored}  # type: Dict[str, Any]
+        if reason:
+            done["reason"] = reason
+        self.events.emit("done", **done)
+        # state.json says running|done|error|cancelled (docs/protocol.md); `done` is the event's `ok`
+        self.state.update(status="done" if status == "ok" else status, ended=time.time())
+        self.diag.write("done: %s%s" % (status, " (%s)" % reason if reason else ""))
+        return 0 if status in ("ok", "cancelled") else 1
+
+    def _cleanup(self) -> bool:
+        """Restore limits, stop the server, stop sampling. Runs on every exit path; never raises."""
+        self.current_point = None
+        caps_restored = True
+        if self.caps.originals is not None:
+            self._phase("restore")
+            try:
+                changes = self.caps.restore(self.telemetry)
+                self.events.emit("cap", action="restore", gpus=changes)
+            except Exception as e:
+                caps_restored = False
+                self.diag.write(traceback.format_exc())
+                self.events.emit("error", where="caps", fatal=False,
+                                 message="could not restore the power limits: %s; the originals stay in %s, "
+                                         "run `wattbench_agent.pyz restore-caps`" % (e, self.caps.path))
+        if self.server is not None:
+            self._phase("server_stop")
+            try:
+                self.server.stop()
+            except Exception:
+                self.diag.write(traceback.format_exc())
+        if self.log_tail is not None:
+            self.log_tail.stop()
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.telemetry is not None:
+            try:
+                self.telemetry.close()
+            except Exception:
+                self.diag.write(traceback.format_exc())
+        return caps_restored
+
+    def _phase(self, phase: str, point: Optional[PointConfig] = None, repeat: Optional[int] = None) -> None:
+        fields = {"phase": phase}  # type: Dict[str, Any]
+        if point is not None:
+            fields["point"] = point.id
+            fields["repeat"] = repeat
+        if phase in ("measure", "cooldown") and self.sampler is not None:
+            # The measure window's edges get a sample of their own, taken at the edge's time.
+            try:
+                fields["t"] = self.sampler.sample_now()
+            except Exception as e:
+                self.diag.write("edge sample failed: %s" % e)
+        self.events.emit("phase", **fields)
+
+    # --- start-up ---
+
+    def _restore_leftover_caps(self) -> None:
+        result = restore_leftover_caps()
+        if result["status"] == "restored":
+            self.events.emit("log", level="info", msg=result["message"], source="agent")
+        elif result["status"] in ("busy", "failed"):
+            self.events.emit("log", level="warn", msg=result["message"], source="agent")
+
+    def _sim_dir(self) -> str:
+        return os.path.abspath(self.sim_dir_arg or default_sim_dir())
+
+    def _open_telemetry(self) -> None:
+        job = self.job
+        try:
+            self.telemetry = open_telemetry(job.telemetry.source, job.sim, self._sim_dir())
+        except TelemetryUnavailable as e:
+            raise FatalError("telemetry", str(e), detail=getattr(e, "detail", None))
+        available = {g["index"]: g for g in self.telemetry.gpus()}
+        if job.gpu_indices is not None:
+            missing = [i for i in job.gpu_indices if i not in available]
+            if missing:
+                raise FatalError("gpus", "GPU %s not found: this host has %d GPU(s) (%s)"
+                                 % (", ".join(map(str, missing)), len(available),
+                                    ", ".join(map(str, sorted(available)))))
+            self.gpu_indices = list(job.gpu_indices)
+        else:
+            count = job.gpu_count or len(available)
+            if count > len(available):
+                raise FatalError("gpus", "the job asks for %d GPUs but this host has %d" % (count, len(available)))
+            self.gpu_indices = sorted(available)[:count]
+        self.gpu_info = {i: available[i] for i in self.gpu_indices}
+        self.diag.write("telemetry %s (%s), GPUs %s" % (self.telemetry.source, self.telemetry.driver,
+                                                         self.gpu_indices))
+
+    def _emit_hello(self) -> None:
+        job = self.job
+        simulated = self.telemetry.simulated or bool(job.server and job.server.sim)
+        self.events.emit("hello", **hello_fields(self.telemetry, job.run_id, [self.gpu_info[i] for i in self.gpu_indices],
+                                                 job.telemetry.interval_s, simulated))
+
+    def _baseline(self) -> None:
+        seconds = self.job.telemetry.idle_baseline_s
+        if seconds > 0:
+            self._phase("baseline")
+            self._sleep(seconds)
+
+    # --- the inference server ---
+
+    def _start_server(self) -> None:
+        config = self.job.server
+        if config is None:
+            return
+        env = dict(os.environ)
+        env.update(config.env)
+        if config.sim:
+            port = free_loopback_port()
+            profile_path = os.path.join(self.run_dir, "sim-profile.json")
+            write_json_atomic(profile_path, self.job.sim)
+            command = [sys.executable, AGENT_FILE, "sim-server", "--port", str(port), "--profile", profile_path,
+                       "--sim-dir", self._sim_dir(), "--model", config.model,
+                       "--seed", str(self.job.sim["noise"]["seed"])]
+            self.endpoint = Endpoint("http://127.0.0.1:%d/v1" % port, config.api, config.model)
+            shell = False
+            description = "simulated server (sim-server) on 127.0.0.1:%d" % port
+        elif config.command:
+            command = config.command
+            self.endpoint = Endpoint(config.base_url, config.api, config.model)
+            shell = True
+            description = config.command
+        else:
+            # A server that is already running: it must answer now.
+            self.endpoint = Endpoint(config.base_url, config.api, config.model)
+            ready, error = self.endpoint.probe()
+            if not ready:
+                raise FatalError("server", "no server answers at %s (%s); start it, or set server.command so "
+                                           "the agent starts it" % (config.base_url, error))
+            self.events.emit("log", level="info", msg="using the server already running at %s" % config.base_url,
+                             source="agent")
+            return
+        self._phase("server_start")
+        log_file = open(self.server_log, "ab")
+        try:
+            self.server = ManagedProcess(command, shell, env, stdout=log_file, stderr=subprocess.STDOUT,
+                                         cwd=self.job.dir)
+        except OSError as e:
+            raise FatalError("server", "could not start the server: %s" % e)
+        finally:
+            log_file.close()
+        self.state.update(server_pgid=self.server.pgid)
+        self.events.emit("log", level="info", msg="started the server (pid %d): %s" % (self.server.pid, description),
+                         source="agent")
+        self.log_tail = LogTail(self.server_log, self.events)
+        self.log_tail.start()
+        self._wait_ready(config.ready_timeout_s)
+        self.log_tail.mark_ready()
+        self._phase("server_ready")
+
+    def _server_output(self) -> str:
+        return "\n".join(tail_lines(self.server_log, SERVER_LOG_TAIL_LINES))
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            self._check_cancel()
+            code = self.server.exit_code()
+            if code is not None:
+                raise FatalError("server", "the server %s before it became ready" % describe_exit(code),
+                                 detail=self._server_output())
+            ready, error = self.endpoint.probe()
+            if ready:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FatalError("server", "the server did not become ready within %g s (%s)" % (timeout_s, error),
+                                 detail=self._server_output())
+            self._sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 1.0)
+
+    def server_dead(self) -> bool:
+        if self._server_failure is not None:
+            return True
+        if self.server is not None:
+            code = self.server.exit_code()
+            if code is not None:
+                self._server_failure = "the server %s during the run" % describe_exit(code)
+                return True
+        return False
+
+    def check_server_after_failure(self) -> None:
+        """A request lost its connection: find out whether the server is gone. Other request threads that
+        fail meanwhile wait here for the answer instead of burning through the prompts."""
+        if self.endpoint is None:
+            return
+        with self._probe_lock:
+            if self.server_dead() or time.monotonic() - self._last_probe < 1.0:
+                return
+            ready, error = self.endpoint.probe()
+            self._last_probe = time.monotonic()
+            if ready:
+                return
+            if self.server is not None:
+                # The process we started may be a wrapper (a shell) that outlives the server by a moment:
+                # give it a second to exit, for the more telling message.
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and self.server.exit_code() is None:
+                    time.sleep(0.05)
+                if self.server_dead():
+                    return
+            self._server_failure = "the server at %s stopped answering (%s)" % (self.endpoint.base_url, error)
+
+    def _report_server_failure(self, point: PointConfig) -> None:
+        if self._server_failure_reported:
+            return
+        self._server_failure_reported = True
+        fields = {"where": "server", "message": self._server_failure, "fatal": True,
+                  "point": point.id}  # type: Dict[str, Any]
+        if self.server is not None:
+            time.sleep(0.3)  # let the server's last words reach server.log
+            fields["detail"] = self._server_output()
+        self.events.emit("error", **fields)
+
+    # --- points ---
+
+    def _run_points(self) -> None:
+        for point in self.job.points:
+            for repeat in range(point.repeats):
+                self._check_cancel()
+                if self.server_dead():
+                    self._skip_point(point, repeat, "not run: %s" % self._server_failure)
+                else:
+                    self._run_point(point, repeat)
+
+    def _skip_point(self, point: PointConfig, repeat: int, reason: str) -> None:
+        self.events.emit("point", point=point.id, repeat=repeat, state="start")
+        self.events.emit("point", point=point.id, repeat=repeat, state="end", status="error", requests=0,
+                         errors=0, reason=reason)
+
+    def _run_point(self, point: PointConfig, repeat: int) -> None:
+        self.current_point = point.id
+        self.events.emit("point", point=point.id, repeat=repeat, state="start")
+        counts = PointCounts()
+        status = "error"
+        try:
+            if not self._apply_cap(point, repeat):
+                status = "error"
+            elif point.workload.kind == "http":
+                status = self._run_http_point(point, repeat, counts)
+            else:
+                status = self._run_command_point(point, repeat, counts)
+        except Cancelled:
+            status = "cancelled"
+            raise
+        finally:
+            self.events.emit("point", point=point.id, repeat=repeat, state="end", status=status,
+                             requests=counts.requests, errors=counts.errors)
+            self.current_point = None
+
+    def _apply_cap(self, point: PointConfig, repeat: int) -> bool:
+        """Set this point's power cap (or put the originals back for an uncapped point after a capped one).
+        Returns False, after an `error` event, if the cap cannot be set."""
+        if point.power_cap_w is None:
+            if self.caps.originals is not None:
+                self._phase("cap", point, repeat)
+                try:
+                    self.events.emit("cap", action="restore", gpus=self.caps.restore(self.telemetry))
+                except (TelemetryError, OSError) as e:
+                    self.events.emit("error", where="cap", fatal=False, point=point.id,
+                                     message="could not put the original power limits back: %s" % e)
+                    return False
+            return True
+        self._phase("cap", point, repeat)
+        watts = point.power_cap_w
+        for i in self.gpu_indices:
+            info = self.gpu_info[i]
+            low, high = info.get("min_limit_w"), info.get("max_limit_w")
+            if (low is not None and watts < low) or (high is not None and watts > high):
+                allowed = "%s-%s W" % ("%g" % low if low is not None else "?", "%g" % high if high is not None else "?")
+                self.events.emit("error", where="cap", fatal=False, point=point.id,
+                                 message="power cap %g W is outside GPU %d's range %s" % (watts, i, allowed))
+                return False
+        try:
+            changes = self.caps.apply(self.telemetry, self.gpu_indices, watts)
+        except (TelemetryError, OSError) as e:
+            self.events.emit("error", where="cap", fatal=False, point=point.id,
+                             message="could not set the power cap to %g W: %s" % (watts, e))
+            return False
+        self.events.emit("cap", action="set", gpus=changes)
+        return True
+
+    def _outcome(self, stop_reason: Optional[str], point: PointConfig) -> str:
+        if stop_reason is None and self.server_dead():
+            stop_reason = "server"  # it died as the last requests were sent
+        if stop_reason == "cancelled":
+            raise Cancelled()
+        if stop_reason == "server":
+            self._report_server_failure(point)
+            return "error"
+        if stop_reason == "timeout":
+            self.events.emit("log", level="warn", msg="point %s reached its time limit (%g s)"
+                             % (point.id, point.workload.time_limit_s), source="agent")
+            return "timeout"
+        return "ok"
+
+    def _run_http_point(self, point: PointConfig, repeat: int, counts: PointCounts) -> str:
+        workload = point.workload
+        warmups = workload.warmup_requests
+        specs = build_request_specs(workload, warmups + workload.num_prompts)
+        deadline = time.monotonic() + workload.time_limit_s if workload.time_limit_s else None
+        runner = LoadRunner(self, self.endpoint, point, repeat, counts, deadline)
+        self.load_runner = runner
+        if warmups:
+            self._phase("warmup", point, repeat)
+            stop = runner.run(specs[:warmups], warmup=True, first_index=0)
+            if stop:
+                return self._outcome(stop, point)
+        self._phase("measure", point, repeat)
+        stop = runner.run(specs[warmups:], warmup=False, first_index=warmups)
+        self._phase("cooldown", point, repeat)
+        return self._outcome(stop, point)
+
+    def _run_command_point(self, point: PointConfig, repeat: int, counts: PointCounts) -> str:
+        workload = point.workload
+        env = dict(os.environ)
+        if self.job.server is not None:
+            env.update(self.job.server.env)
+        env.update({"WATTBENCH_POINT": point.id, "WATTBENCH_RUN_DIR": self.run_dir})
+        if self.endpoint is not None:
+            env.update({"WATTBENCH_BASE_URL": self.endpoint.base_url, "WATTBENCH_MODEL": self.endpoint.model})
+        log_path = os.path.join(self.run_dir, "workload.log")
+        deadline = time.monotonic() + workload.time_limit_s if workload.time_limit_s else None
+        self._phase("measure", point, repeat)
+        log_file = open(log_path, "ab")
+        try:
+            process = ManagedProcess(workload.command, True, env, stdout=subprocess.PIPE, stderr=log_file,
+                                     cwd=self.job.dir)
+        except OSError as e:
+            log_file.close()
+            self.events.emit("error", where="workload", fatal=False, point=point.id,
+                             message="could not start the workload command: %s" % e)
+            return "error"
+        reader = threading.Thread(target=self._read_workload_output, name="workload-output",
+                                  args=(process, log_file, point, repeat, counts), daemon=True)
+        reader.start()
+        stop = None
+        while process.exit_code() is None:
+            if self.cancel.is_set():
+                stop = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stop = "timeout"
+            elif self.server_dead():
+                stop = "server"
+            if stop:
+                process.stop()
+                break
+            self.cancel.wait(0.2)  # a cancel wakes this at once; the rest can wait a moment
+        reader.join(timeout=5)
+        log_file.close()
+        self._phase("cooldown", point, repeat)
+        code = process.exit_code()
+        if stop is None and code != 0:
+            self.events.emit("error", where="workload", fatal=False, point=point.id,
+                             message="the workload command %s" % describe_exit(code),
+                             detail="\n".join(tail_lines(log_path, SERVER_LOG_TAIL_LINES)))
+            return "error"
+        return self._outcome(stop, point)
+
+    def _read_workload_output(self, process: ManagedProcess, log_file: Any, point: PointConfig, repeat: int,
+                              counts: PointCounts) -> None:
+        """`WATTBENCH {json}` lines become `request` events; everything else goes to workload.log."""
+        index = 0
+        for raw in process.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if not line.startswith("WATTBENCH "):
+                log_file.write(raw)
+                log_file.flush()
+                continue
+            try:
+                record = json.loads(line[len("WATTBENCH "):])
+                if not isinstance(record, dict):
+                    raise ValueError("expected a JSON object")
+            except ValueError as e:
+                self.events.emit("log", level="warn", source="agent",
+                                 msg="workload line is not WATTBENCH {json}: %s (%s)" % (line[:200], e))
+                continue
+            self.events.emit("request", **workload_request_event(record, point.id, repeat, index))
+            index += 1
+            counts.requests += 1
+            if record.get("ok") is False or record.get("error"):
+                counts.errors += 1
+
+
+def workload_request_event(record: Dict[str, Any], point_id: str, repeat: int, index: int) -> Dict[str, Any]:
+    """A `request` event from a command workload's `WATTBENCH {...}` line (missing fields are inferred)."""
+    latency = record.get("latency_s")
+    t_end = record.get("t_end", time.time())
+    t_start = record.get("t_start", t_end - latency if isinstance(latency, (int, float)) else t_end)
+    ok = record.get("ok", not record.get("error"))
+    event = {
+        "point": point_id, "repeat": repeat, "i": record.get("i", index), "ok": bool(ok),
+        "warmup": bool(record.get("warmup", False)), "t_start": t_start, "t_end": t_end,
+        "prompt_tokens": record.get("prompt_tokens"), "output_tokens": record.get("output_tokens"),
+        "ttft_s": record.get("ttft_s"),
+        "latency_s": latency if latency is not None else t_end - t_start,
+        "itl_s": record.get("itl_s") or [],
+    }  # type: Dict[str, Any]
+    if record.get("error"):
+        event["error"] = str(record["error"])
+    return event
+
+
+def hello_fields(telemetry: Telemetry, run_id: Optional[str], gpus: List[Dict[str, Any]], interval_s: float,
+                 simulated: bool) -> Dict[str, Any]:
+    return {
+        "run_id": run_id, "host": socket.gethostname(), "agent_version": AGENT_VERSION,
+        "python": platform.python_version(), "pid": os.getpid(), "pgid": os.getpgid(0),
+        "driver": telemetry.driver, "telemetry": {"source": telemetry.source, "interval_s": interval_s,
+                      "power_reading": getattr(telemetry, "power_reading", "instant")},
+        "simulated": simulated,
+        "capabilities": telemetry.capabilities + ["http_load", "command_load", "sim_server"],
+        "gpus": gpus,
+    }

@@ -1,0 +1,42 @@
+"""The telemetry backend for a source name; `auto` tries the real ones in turn."""
+
+from typing import Any, Dict, Optional
+
+from ..job import parse_sim_profile
+from ..util import default_sim_dir
+from .amd import AmdSmiTelemetry, RocmSmiTelemetry
+from .base import Telemetry, TelemetryUnavailable
+from .nvml import NvmlTelemetry
+from .sim import SimTelemetry
+from .smi import NvidiaSmiTelemetry
+
+
+def open_telemetry(source: str, sim_profile: Optional[Dict[str, Any]] = None,
+                   sim_dir: Optional[str] = None) -> Telemetry:
+    """The backend for `source`; `auto` tries NVML, nvidia-smi, then AMD's tools.
+
+    Raises TelemetryUnavailable saying why nothing could be used."""
+    if source == "sim":
+        return SimTelemetry(sim_profile or parse_sim_profile({}), sim_dir or default_sim_dir())
+    single = {"nvml": (NvmlTelemetry,), "nvidia-smi": (NvidiaSmiTelemetry,),
+              "amd-smi": (RocmSmiTelemetry, AmdSmiTelemetry)}
+    if source in single:
+        reasons = []
+        for backend in single[source]:
+            try:
+                return backend()
+            except TelemetryUnavailable as e:
+                reasons.append(str(e))
+        raise TelemetryUnavailable("telemetry source %s unavailable: %s" % (source, ", ".join(reasons)))
+    if source != "auto":
+        raise TelemetryUnavailable("unknown telemetry source %r" % source)
+    reasons = []
+    for backend in (NvmlTelemetry, NvidiaSmiTelemetry, RocmSmiTelemetry, AmdSmiTelemetry):
+        try:
+            return backend()
+        except TelemetryUnavailable as e:
+            reasons.append(str(e))
+    error = TelemetryUnavailable("no GPU telemetry found: %s, %s; set telemetry.source: sim to simulate"
+                                 % (reasons[0], reasons[1]))
+    error.detail = "AMD: %s" % "; ".join(reasons[2:])  # type: ignore[attr-defined]
+    raise error
