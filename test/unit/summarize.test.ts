@@ -287,4 +287,39 @@ describe('a sweep over several hosts', () => {
     assert.equal(s.points.find((p) => p.point === 'capped')?.power_cap_w, 350);
     assert.equal(s.points.find((p) => p.point === 'too-low')?.power_cap_w, undefined);
   });
+
+  it('measures each repeat in its own window: two repeats at a steady 100 W give 1 J/token and 100 tokens/s', () => {
+    // One GPU at 100 W throughout. Each repeat measures for 1 s and generates 100 tokens; between them
+    // 2 s of cap and warm-up that belong to no window.
+    const events: object[] = [
+      { type: 'hello', t: 0, run_id: 'r', host: 'h', agent_version: 't', pid: 1, telemetry: { source: 'sim', interval_s: 0.1 }, simulated: true, gpus: [{ index: 0, name: 'G' }] },
+      { type: 'point', t: 0, point: 'p', repeat: 0, state: 'start' },
+    ];
+    const windows = [
+      [0, 1],
+      [3, 4],
+    ];
+    windows.forEach(([from, to], repeat) => {
+      if (repeat) events.push({ type: 'point', t: from, point: 'p', repeat, state: 'start' });
+      events.push({ type: 'phase', t: from, phase: 'measure', point: 'p', repeat });
+      for (let k = 0; k < 4; k++)
+        events.push({ type: 'request', t: from + 0.25 * (k + 1), point: 'p', repeat, i: k, ok: true, t_start: from, t_end: from + 0.25 * (k + 1), prompt_tokens: 10, output_tokens: 25, latency_s: 0.25 * (k + 1) });
+      events.push({ type: 'phase', t: to, phase: 'cooldown', point: 'p', repeat });
+      events.push({ type: 'point', t: to, point: 'p', repeat, state: 'end', status: 'ok' });
+    });
+    for (let k = 0; k <= 50; k++) events.push({ type: 'sample', t: k * 0.1, gpus: [{ i: 0, p_w: 100, e_j: 10 * k }] });
+    events.sort((a, b) => (a as { t: number }).t - (b as { t: number }).t);
+    const s = summarize(events.map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent));
+    const p = s.points[0];
+    close(p.window.duration_s, 2, 1e-9, 'measured time: two 1 s windows');
+    close(p.energy.total_j, 200, 1e-9, 'energy: 100 J per window');
+    close(p.j_per_output_token, 1, 1e-9, 'J/token');
+    close(p.throughput.output_tokens_per_s, 100, 1e-9, 'tokens/s');
+    assert.equal(p.repeats?.length, 2);
+    for (const r of p.repeats!) {
+      close(r.j_per_output_token, 1, 1e-9, `repeat ${r.repeat} J/token`);
+      close(r.output_tokens_per_s, 100, 1e-9, `repeat ${r.repeat} tokens/s`);
+    }
+    close(p.spread!.j_per_output_token!.relative, 0, 1e-9, 'identical repeats do not spread');
+  });
 });

@@ -55,6 +55,7 @@ export interface PhaseEvent extends Base {
   type: 'phase';
   phase: Phase;
   point?: string;
+  repeat?: number;
 }
 export interface SampleEvent extends Base {
   type: 'sample';
@@ -67,6 +68,7 @@ export interface SampleEvent extends Base {
 export interface RequestEvent extends Base {
   type: 'request';
   point: string;
+  repeat?: number;
   i: number;
   ok: boolean;
   warmup?: boolean;
@@ -82,6 +84,7 @@ export interface RequestEvent extends Base {
 export interface PointEvent extends Base {
   type: 'point';
   point: string;
+  repeat?: number;
   state: 'start' | 'end';
   status?: 'ok' | 'error' | 'cancelled' | 'timeout';
   requests?: number;

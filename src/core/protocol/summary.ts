@@ -54,6 +54,27 @@ export interface PointSummary {
   /** HELM's form fitted to this point's requests: latency ≈ alpha + beta·(output_tokens − 1). */
   idealized: { alpha_s: number; beta_s: number; n: number } | null;
   power_cap_w?: number;
+  /** With `repeats: N` (N > 1): each repeat's own window and figures; the point's figures are over all of them. */
+  repeats?: RepeatSummary[];
+  spread?: RepeatSpread;
+}
+
+export interface RepeatSummary {
+  repeat: number;
+  duration_s: number;
+  energy_j: number;
+  requests: number;
+  output_tokens: number;
+  output_tokens_per_s: number;
+  j_per_output_token: number;
+}
+
+export type SpreadOf = { min: number; max: number; relative: number } | null;
+
+export interface RepeatSpread {
+  j_per_output_token: SpreadOf;
+  output_tokens_per_s: SpreadOf;
+  duration_s: SpreadOf;
 }
 
 export interface RunSummary {

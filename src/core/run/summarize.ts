@@ -6,7 +6,7 @@
 import type { CostSettings } from '../config/model';
 import { DEFAULT_COST } from '../config/model';
 import type { AgentEvent, HelloEvent, RequestEvent, SampleEvent } from '../protocol/events';
-import type { EnergySummary, GpuEnergy, PointSummary, RunSummary } from '../protocol/summary';
+import type { EnergySummary, GpuEnergy, PointSummary, RepeatSpread, RepeatSummary, RunSummary } from '../protocol/summary';
 import { RuntimeFit } from '../estimate/idealized';
 import { Histogram } from './histogram';
 
@@ -180,12 +180,25 @@ function energyAt(curve: [number, number][], t: number): number | undefined {
   return previous[1];
 }
 
-class PointAccumulator {
-  status: PointSummary['status'] = 'running';
-  measure?: EnergyWindow;
+/** One repeat of a point: its own measure window, tokens and requests (`repeats: N` measures N times). */
+class RepeatMeasure {
   readonly curve = new EnergyCurve();
   readonly tokens = new TokenTimeline();
   lastSend = -Infinity;
+  okCount = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  /** Set once the energy curve holds the window's end: later samples need not visit it. */
+  final = false;
+  constructor(
+    readonly repeat: number,
+    readonly window: EnergyWindow,
+  ) {}
+}
+
+class PointAccumulator {
+  status: PointSummary['status'] = 'running';
+  readonly repeats: RepeatMeasure[] = [];
   okCount = 0;
   errors = 0;
   warmup = 0;
@@ -201,6 +214,13 @@ class PointAccumulator {
   /** The limit the agent set before measuring, from its `cap` event: not the config's wish, which can fail. */
   powerCapW?: number;
   constructor(readonly id: string) {}
+
+  /** The repeat a request or phase belongs to; events without `repeat` belong to the latest. */
+  measureOf(repeat: number | undefined): RepeatMeasure | undefined {
+    if (repeat === undefined) return this.repeats[this.repeats.length - 1];
+    for (let i = this.repeats.length - 1; i >= 0; i--) if (this.repeats[i].repeat === repeat) return this.repeats[i];
+    return undefined;
+  }
 }
 
 export interface SummarizeOptions {
@@ -254,7 +274,7 @@ export class Summarizer {
         if (event.telemetry?.power_reading === 'interval_average') this.averagedNodes.add(event.node ?? '');
         break;
       case 'phase':
-        this.onPhase(event.phase, event.point, event.t, this.options.pointsPerNode ? event.node : undefined);
+        this.onPhase(event.phase, event.point, event.repeat, event.t, this.options.pointsPerNode ? event.node : undefined);
         if (event.phase === 'measure' && event.point) this.point(event.point).powerCapW = this.capInForce.get(event.node ?? '');
         break;
       case 'cap': {
@@ -274,7 +294,7 @@ export class Summarizer {
         if (event.state === 'start') acc.status = 'running';
         else {
           acc.status = event.status ?? 'ok';
-          this.close(acc.measure, event.t);
+          this.close(acc.measureOf(event.repeat)?.window, event.t);
         }
         break;
       }
@@ -311,7 +331,7 @@ export class Summarizer {
   }
 
 
-  private onPhase(phase: string, pointId: string | undefined, t: number, node: string | undefined): void {
+  private onPhase(phase: string, pointId: string | undefined, repeat: number | undefined, t: number, node: string | undefined): void {
     const baseline = this.baseline.get(node ?? '');
     if (baseline && baseline.end === Infinity && phase !== 'baseline') this.close(baseline, t);
     if (phase === 'baseline') {
@@ -321,9 +341,11 @@ export class Summarizer {
     }
     if (!pointId) return;
     const acc = this.point(pointId);
-    if (phase === 'measure' && !acc.measure) acc.measure = this.open(t, node);
+    // Each repeat is measured in its own window; a repeated `measure` of one repeat keeps the first.
+    if (phase === 'measure' && (acc.repeats.length === 0 || (repeat !== undefined && !acc.measureOf(repeat))))
+      acc.repeats.push(new RepeatMeasure(repeat ?? 0, this.open(t, node)));
     // The agent marks the end of measurement with `cooldown` (every request answered).
-    if (phase === 'cooldown') this.close(acc.measure, t);
+    if (phase === 'cooldown') this.close(acc.measureOf(repeat)?.window, t);
   }
 
   private onSample(event: SampleEvent): void {
@@ -344,9 +366,14 @@ export class Summarizer {
       if (!previous || event.t > previous.t) this.lastSample.set(key, { t: event.t, s: sample });
     }
     for (const acc of this.points.values()) {
-      const m = acc.measure;
-      if (!m || event.t < m.start) continue;
-      acc.curve.record(Math.min(event.t, m.end) - m.start, m.totalEnergy(), m.end !== Infinity && event.t >= m.end);
+      for (let i = acc.repeats.length - 1; i >= 0; i--) {
+        const r = acc.repeats[i];
+        if (r.final) break;
+        const m = r.window;
+        if (event.t < m.start) continue;
+        r.final = m.end !== Infinity && event.t >= m.end;
+        r.curve.record(Math.min(event.t, m.end) - m.start, m.totalEnergy(), r.final);
+      }
     }
     // A closed window is final once every GPU it holds has samples past its end.
     for (const window of this.openWindows) {
@@ -372,12 +399,39 @@ export class Summarizer {
     acc.outputTokens += r.output_tokens ?? 0;
     acc.firstStart = Math.min(acc.firstStart, r.t_start);
     acc.lastEnd = Math.max(acc.lastEnd, r.t_end);
-    acc.lastSend = Math.max(acc.lastSend, r.t_start);
-    if (acc.measure && r.output_tokens > 0) acc.tokens.add(acc.measure.start, r.t_start + (r.ttft_s ?? 0), r.t_end, r.output_tokens);
+    const m = acc.measureOf(r.repeat);
+    if (m) {
+      m.okCount++;
+      m.inputTokens += r.prompt_tokens ?? 0;
+      m.outputTokens += r.output_tokens ?? 0;
+      m.lastSend = Math.max(m.lastSend, r.t_start);
+      if (r.output_tokens > 0) m.tokens.add(m.window.start, r.t_start + (r.ttft_s ?? 0), r.t_end, r.output_tokens);
+    }
     if (typeof r.ttft_s === 'number') acc.ttft.add(r.ttft_s);
     acc.e2e.add(r.latency_s);
     for (const itl of r.itl_s ?? []) acc.itl.add(itl);
     acc.idealized.add(Math.max(1, r.output_tokens ?? 1), r.latency_s);
+  }
+
+  private repeatFigures(r: RepeatMeasure, idlePerGpu: Record<string, number> | undefined) {
+    const start = r.window.start;
+    const end = r.window.end !== Infinity ? r.window.end : this.lastT;
+    const duration = Math.max(0, end - start);
+    const energy = r.window.summary(idlePerGpu, duration);
+    const steadyEnd = Math.min(r.lastSend, end);
+    const steadyDuration = steadyEnd - start;
+    const steadyJoules = steadyDuration > 0 ? energyAt(r.curve.points, steadyDuration) : undefined;
+    const steady = steadyJoules !== undefined ? { end: steadyEnd, duration: steadyDuration, joules: steadyJoules, tokens: r.tokens.before(steadyDuration) } : undefined;
+    const figures: RepeatSummary = {
+      repeat: r.repeat,
+      duration_s: duration,
+      energy_j: energy.total_j,
+      requests: r.okCount,
+      output_tokens: r.outputTokens,
+      output_tokens_per_s: duration > 0 ? r.outputTokens / duration : 0,
+      j_per_output_token: r.outputTokens > 0 && energy.method !== 'none' ? energy.total_j / r.outputTokens : NaN,
+    };
+    return { start, end, duration, energy, steady, figures };
   }
 
   result(): RunSummary {
@@ -397,14 +451,18 @@ export class Summarizer {
     const idlePerGpu = Object.keys(idle).length ? idle : undefined;
 
     const points = [...this.points.values()].map((acc): PointSummary => {
-      const start = acc.measure?.start ?? (Number.isFinite(acc.firstStart) ? acc.firstStart : this.firstT);
-      const end = acc.measure && acc.measure.end !== Infinity ? acc.measure.end : Number.isFinite(acc.lastEnd) ? acc.lastEnd : this.lastT;
-      const duration = Math.max(0, end - start);
-      const energy = acc.measure ? acc.measure.summary(idlePerGpu, duration) : emptyEnergy();
-      const steadyEnd = Math.min(acc.lastSend, end);
-      const steadyDuration = steadyEnd - start;
-      const steadyJoules = steadyDuration > 0 ? energyAt(acc.curve.points, steadyEnd - start) : undefined;
-      const steadyTokens = steadyDuration > 0 ? acc.tokens.before(steadyEnd - start) : 0;
+      const measured = acc.repeats.map((r) => this.repeatFigures(r, idlePerGpu));
+      const start = measured[0]?.start ?? (Number.isFinite(acc.firstStart) ? acc.firstStart : this.firstT);
+      const end = measured.length ? measured[measured.length - 1].end : Number.isFinite(acc.lastEnd) ? acc.lastEnd : this.lastT;
+      // Repeats are measured apart: the point's time is their windows' sum, not the span across them.
+      const duration = measured.length ? measured.reduce((sum, r) => sum + r.duration, 0) : Math.max(0, end - start);
+      const energy = measured.length ? combineEnergy(measured.map((r) => r.energy), duration) : emptyEnergy();
+      const steadyParts = measured.filter((r) => r.steady);
+      const steadyDuration = steadyParts.reduce((sum, r) => sum + r.steady!.duration, 0);
+      const steadyJoules = steadyParts.length ? steadyParts.reduce((sum, r) => sum + r.steady!.joules, 0) : undefined;
+      const steadyTokens = steadyParts.reduce((sum, r) => sum + r.steady!.tokens, 0);
+      const steadyEnd = steadyParts.length ? steadyParts[steadyParts.length - 1].steady!.end : start;
+      const repeats = measured.length > 1 ? measured.map((r) => r.figures) : undefined;
       return {
         point: acc.id,
         status: acc.status,
@@ -434,6 +492,7 @@ export class Summarizer {
         cost: money(energy.total_j),
         idealized: acc.idealized.result(),
         power_cap_w: acc.powerCapW,
+        ...(repeats && { repeats, spread: spreadOf(repeats) }),
       };
     });
 
@@ -487,4 +546,45 @@ export function summarize(events: Iterable<AgentEvent>, options: SummarizeOption
   const summarizer = new Summarizer(options);
   for (const event of events) summarizer.add(event);
   return summarizer.result();
+}
+
+/** Several windows' energy as one: sums, with each GPU's mean power over the windows' total time. */
+function combineEnergy(parts: EnergySummary[], duration: number): EnergySummary {
+  if (parts.length === 1) return parts[0];
+  const perGpu = new Map<string, GpuEnergy>();
+  for (const part of parts)
+    for (const g of part.per_gpu) {
+      const seen = perGpu.get(g.gpu);
+      perGpu.set(g.gpu, seen ? { gpu: g.gpu, energy_j: seen.energy_j + g.energy_j, avg_power_w: 0, peak_power_w: Math.max(seen.peak_power_w, g.peak_power_w) } : { ...g });
+    }
+  for (const g of perGpu.values()) g.avg_power_w = duration > 0 ? g.energy_j / duration : 0;
+  const methods = new Set(parts.map((p) => p.method).filter((m) => m !== 'none'));
+  const total = parts.reduce((sum, p) => sum + p.total_j, 0);
+  const idle = parts.reduce((sum, p) => sum + p.idle_j, 0);
+  return {
+    method: methods.size === 0 ? 'none' : methods.size === 1 ? [...methods][0] : 'mixed',
+    total_j: total,
+    idle_j: idle,
+    dynamic_j: Math.max(0, total - idle),
+    avg_power_w: duration > 0 ? total / duration : 0,
+    peak_power_w: Math.max(...parts.map((p) => p.peak_power_w)),
+    per_gpu: [...perGpu.values()],
+  };
+}
+
+/** How far the repeats of a point disagree: min, max and (max − min) / mean of each figure. */
+function spreadOf(repeats: RepeatSummary[]): RepeatSpread {
+  const of = (values: number[]) => {
+    const finite = values.filter(Number.isFinite);
+    if (!finite.length) return null;
+    const min = Math.min(...finite);
+    const max = Math.max(...finite);
+    const mean = finite.reduce((a, b) => a + b, 0) / finite.length;
+    return { min, max, relative: mean !== 0 ? (max - min) / Math.abs(mean) : 0 };
+  };
+  return {
+    j_per_output_token: of(repeats.map((r) => r.j_per_output_token)),
+    output_tokens_per_s: of(repeats.map((r) => r.output_tokens_per_s)),
+    duration_s: of(repeats.map((r) => r.duration_s)),
+  };
 }
