@@ -1,6 +1,7 @@
 """One `run`: hello, idle baseline, server, points (cap, warm-up, measure, cool-down), restore, done."""
 
 import json
+import math
 import os
 import platform
 import signal
@@ -522,7 +523,9 @@ class AgentRun:
                               counts: PointCounts) -> None:
         """`WATTBENCH {json}` lines become `request` events; everything else goes to workload.log."""
         index = 0
+        line_no = 0
         for raw in process.proc.stdout:
+            line_no += 1
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if not line.startswith("WATTBENCH "):
                 log_file.write(raw)
@@ -536,15 +539,62 @@ class AgentRun:
                 self.events.emit("log", level="warn", source="agent",
                                  msg="workload line is not WATTBENCH {json}: %s (%s)" % (line[:200], e))
                 continue
-            self.events.emit("request", **workload_request_event(record, point.id, repeat, index))
+            try:
+                request = workload_request_event(record, point.id, repeat, index)
+            except WorkloadLineError as e:
+                # A wrong type would otherwise turn into wrong numbers ("128" + 1 concatenates): say which line.
+                self.events.emit("error", where="workload", fatal=False, point=point.id,
+                                 message="workload output line %d: %s; the line is not counted" % (line_no, e),
+                                 detail=line[:500])
+                continue
+            self.events.emit("request", **request)
             index += 1
             counts.requests += 1
             if record.get("ok") is False or record.get("error"):
                 counts.errors += 1
 
 
+class WorkloadLineError(ValueError):
+    """A `WATTBENCH {...}` line with a field of the wrong type or range."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_record(record: Dict[str, Any]) -> None:
+    """Every field a workload may report, checked for type: nothing is coerced."""
+    def bad(field: str, expected: str) -> WorkloadLineError:
+        value = record[field]
+        return WorkloadLineError("field %r is %s %s, expected %s"
+                                 % (field, type(value).__name__, json.dumps(value)[:60], expected))
+
+    for field in ("t_start", "t_end", "latency_s"):
+        if field in record and not _is_number(record[field]):
+            raise bad(field, "a number of seconds")
+    if record.get("ttft_s") is not None and not _is_number(record["ttft_s"]):
+        raise bad("ttft_s", "a number of seconds or null")
+    for field in ("prompt_tokens", "output_tokens", "i"):
+        value = record.get(field)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise bad(field, "a whole number >= 0")
+    for field in ("ok", "warmup"):
+        if field in record and not isinstance(record[field], bool):
+            raise bad(field, "true or false")
+    itl = record.get("itl_s")
+    if itl is not None and not (isinstance(itl, list) and all(_is_number(x) for x in itl)):
+        raise bad("itl_s", "a list of numbers of seconds")
+    if record.get("error") is not None and not isinstance(record["error"], str):
+        raise bad("error", "a message (string) or null")
+    for field in ("latency_s", "ttft_s"):
+        if _is_number(record.get(field)) and record[field] < 0:
+            raise bad(field, "a duration >= 0")
+
+
 def workload_request_event(record: Dict[str, Any], point_id: str, repeat: int, index: int) -> Dict[str, Any]:
-    """A `request` event from a command workload's `WATTBENCH {...}` line (missing fields are inferred)."""
+    """A `request` event from a command workload's `WATTBENCH {...}` line (missing fields are inferred);
+    raises WorkloadLineError for a field of the wrong type."""
+    _check_record(record)
     latency = record.get("latency_s")
     t_end = record.get("t_end", time.time())
     t_start = record.get("t_start", t_end - latency if isinstance(latency, (int, float)) else t_end)

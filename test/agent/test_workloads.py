@@ -71,6 +71,34 @@ class CommandWorkloadTest(AgentTestCase):
         self.assertIn("done", log)
         self.assertNotIn("WATTBENCH {\"output_tokens\": 10", log)
 
+    def test_a_field_of_the_wrong_type_is_named_and_never_coerced(self):
+        # "128" would have been added as text (5 + "128" concatenates in the summary): the line is refused.
+        script = os.path.join(self.tmp, "typed.py")
+        with open(script, "w") as f:
+            f.write("import json\n"
+                    "print('WATTBENCH ' + json.dumps({'output_tokens': 5, 'latency_s': 0.1}))\n"
+                    "print('WATTBENCH ' + json.dumps({'output_tokens': '128', 'latency_s': 0.1}))\n"
+                    "print('WATTBENCH ' + json.dumps({'output_tokens': 7, 'latency_s': 'fast'}))\n"
+                    "print('WATTBENCH ' + json.dumps({'output_tokens': 7, 'ok': 'yes'}))\n"
+                    "print('WATTBENCH ' + json.dumps({'output_tokens': 6, 'latency_s': 0.2, 'itl_s': [0.1, 0.1]}))\n")
+        job = self.make_job([command_point("typed", "%s %s" % (sys.executable, script))], server=None,
+                            telemetry={"source": "sim", "idle_baseline_s": 0})
+        result = self.run_agent(job)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        events = self.events(result.run_dir)
+        self.assert_well_formed(events)
+        self.assertEqual([r["output_tokens"] for r in self.of_type(events, "request", point="typed")], [5, 6])
+        errors = [e["message"] for e in self.of_type(events, "error", point="typed")]
+        self.assertEqual(len(errors), 3, errors)
+        self.assertIn("line 2", errors[0])
+        self.assertIn("'output_tokens' is str \"128\", expected a whole number", errors[0])
+        self.assertIn("line 3", errors[1])
+        self.assertIn("'latency_s'", errors[1])
+        self.assertIn("line 4", errors[2])
+        self.assertIn("'ok'", errors[2])
+        end = self.of_type(events, "point", state="end")[0]
+        self.assertEqual(end["requests"], 2)
+
 
 DATASETS = {
     "alpaca.jsonl": ("jsonl", [{"instruction": "Name three colours", "input": "", "output": "red"},
