@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -34,6 +34,20 @@ describe('the workspace results store', () => {
 
   it('refuses run ids that would leave the store', () => {
     assert.throws(() => store.dirOf('../../etc'), /not a run id/);
+    for (const id of ['..', '.', '.hidden', 'a/b', ''])
+      assert.throws(() => store.dirOf(id), /not a run id/, id);
+  });
+
+  it('takes a run id from its folder, never from a meta.json that names another place', () => {
+    const writer = store.create(meta('innocent'), '');
+    writer.updateMeta({ run_id: '..' } as Partial<RunMeta>);
+    writer.close();
+    const record = store.list().find((r) => r.id === 'innocent')!;
+    assert.equal(record.meta.run_id, 'innocent');
+    markOrphaned(store, record.meta);
+    store.delete(record.meta.run_id);
+    assert.ok(existsSync(join(root, '.wattbench', 'runs')), 'the store itself is still there');
+    assert.equal(store.get('innocent'), undefined);
   });
 
   it('reattaches single-host runs, sweeps over several hosts and Slurm jobs, and marks runs it cannot follow', () => {

@@ -87,7 +87,8 @@ export class RunStore {
   }
 
   dirOf(id: string): string {
-    if (!/^[A-Za-z0-9._-]+$/.test(id)) throw new Error(`not a run id: ${JSON.stringify(id)}`);
+    // No leading dot: "." and ".." would name the store itself or the folder above it.
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(id)) throw new Error(`not a run id: ${JSON.stringify(id)}`);
     return join(this.root, id);
   }
 
@@ -111,7 +112,8 @@ export class RunStore {
     for (const id of readdirSync(this.root)) {
       const dir = join(this.root, id);
       try {
-        records.push({ id, dir, meta: readMeta(dir) });
+        // The folder's name is the run's id: a meta.json that says otherwise (say "..") names nothing else.
+        records.push({ id, dir, meta: { ...readMeta(dir), run_id: id } });
       } catch {
         // Not a run directory (or a half-written one): the tree shows only readable runs.
       }
