@@ -223,6 +223,60 @@ describe('runs over real SSH', { concurrency: false }, () => {
     assert.equal(result.stdout.trim(), b.home, 'the command ran on gpu-b, reached through gpu-a');
   });
 
+  it('never takes a key of a new type for a host it knows, even with accept-new', async () => {
+    const { writeFileSync, mkdtempSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const host = lab.hosts.get('gpu-a')!;
+    // known_hosts knows gpu-a by an RSA key only; the server offers its ed25519 key.
+    const keyDir = mkdtempSync(join(lab.dir, 'rsa-'));
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-f', join(keyDir, 'k')]);
+    const rsa = readFileSync(join(keyDir, 'k.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+    const file = join(lab.dir, 'known_hosts_rsa_only');
+    writeFileSync(file, `[127.0.0.2]:${host.port} ${rsa}\n`);
+    const t = SshTransport.forHost('gpu-a', { configPath: lab.sshConfig, home: lab.home, strictHostKeyChecking: 'accept-new' });
+    (t.settings as { knownHostsFiles: string[] }).knownHostsFiles = [file];
+    transports.push(t);
+    const error = await t.exec('true').then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof TransportError, String(error));
+    assert.match(error.message, /offered a ssh-ed25519 host key .*known_hosts_rsa_only:1 knows it by ssh-rsa keys only/);
+    assert.equal(readFileSync(file, 'utf8'), `[127.0.0.2]:${host.port} ${rsa}\n`, 'nothing was recorded');
+  });
+
+  it('follows every hop of a ProxyJump chain', async () => {
+    const { appendFileSync, copyFileSync } = await import('node:fs');
+    const b = lab.hosts.get('gpu-b')!;
+    const config = join(lab.dir, 'ssh_config_chain');
+    copyFileSync(lab.sshConfig, config);
+    const target = (name: string, jump: string) =>
+      `\nHost ${name}\n  HostName ${b.address}\n  Port ${b.port}\n  User root\n  IdentityFile ${lab.clientKey}\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  ProxyJump ${jump}\n`;
+    appendFileSync(config, target('via-two', 'gpu-a,gpu-b') + target('via-broken', 'gpu-a,root@127.0.0.9:1'));
+    const t = SshTransport.forHost('via-two', { configPath: config, home: lab.home });
+    transports.push(t);
+    assert.equal((await t.exec('echo "$WATTBENCH_HOME"')).stdout.trim(), b.home);
+    // The second hop is really used: a chain whose second hop does not exist cannot connect.
+    const broken = SshTransport.forHost('via-broken', { configPath: config, home: lab.home });
+    transports.push(broken);
+    await assert.rejects(broken.exec('true'), /127\.0\.0\.9:1/);
+  });
+
+  it('connects through a ProxyCommand, and says what it printed when it fails', async () => {
+    const { appendFileSync, copyFileSync, writeFileSync } = await import('node:fs');
+    const b = lab.hosts.get('gpu-b')!;
+    const relay = join(lab.dir, 'relay.js');
+    writeFileSync(relay, "const s = require('net').connect(Number(process.argv[3]), process.argv[2]); process.stdin.pipe(s); s.pipe(process.stdout); s.on('error', (e) => { console.error('relay: ' + e.message); process.exit(1); });\n");
+    const config = join(lab.dir, 'ssh_config_proxycommand');
+    copyFileSync(lab.sshConfig, config);
+    const host = (name: string, command: string) =>
+      `\nHost ${name}\n  HostName ${b.address}\n  Port ${b.port}\n  User root\n  IdentityFile ${lab.clientKey}\n  UserKnownHostsFile ${lab.knownHosts}\n  StrictHostKeyChecking yes\n  ProxyCommand ${command}\n`;
+    appendFileSync(config, host('via-command', `${process.execPath} ${relay} %h %p`) + host('via-bad-command', `${process.execPath} ${relay} 127.0.0.9 1`));
+    const t = SshTransport.forHost('via-command', { configPath: config, home: lab.home });
+    transports.push(t);
+    assert.equal((await t.exec('echo "$WATTBENCH_HOME"')).stdout.trim(), b.home);
+    const bad = SshTransport.forHost('via-bad-command', { configPath: config, home: lab.home });
+    transports.push(bad);
+    await assert.rejects(bad.exec('true'), /ProxyCommand for via-bad-command .*relay: connect ECONNREFUSED/);
+  });
+
   it('an unreachable host gets a message with the address', async () => {
     const t = SshTransport.forHost('root@127.0.0.9:1', { home: lab.home, configPath: lab.sshConfig });
     transports.push(t);

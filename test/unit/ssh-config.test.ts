@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { addKnownHost, checkHostKey, keyTypeOf, knownHostsName } from '../../src/core/transport/known-hosts';
+import { addKnownHost, checkHostKey, keyTypeOf, knownHostsName, knownKeyTypes } from '../../src/core/transport/known-hosts';
 import { shq } from '../../src/core/transport/shell';
 import { listConfiguredHosts, parseHostSpec, resolveHost } from '../../src/core/transport/ssh-config';
 
@@ -72,9 +72,33 @@ describe('known_hosts', () => {
     assert.equal(checkHostKey([file], '10.0.0.7', 22, 'ssh-ed25519', key).status, 'unknown', 'the port is part of the name');
   });
 
-  it('calls a different key of the same type changed, naming the line; another type is only unknown', () => {
+  it('calls a different key of the same type changed, naming the line; another type means a known host, never a new one', () => {
     assert.deepEqual(checkHostKey([file], '10.0.0.5', 22, 'ssh-ed25519', other), { status: 'changed', file, line: 1 });
-    assert.equal(checkHostKey([file], '10.0.0.5', 22, 'ssh-rsa', rsa).status, 'unknown');
+    // OpenSSH warns "keys of different type are already known for this host" rather than treating it as new.
+    assert.deepEqual(checkHostKey([file], '10.0.0.5', 22, 'ssh-rsa', rsa), { status: 'other-type', file, line: 1, knownTypes: ['ssh-ed25519'] });
+    assert.deepEqual(knownKeyTypes([file], '10.0.0.5', 22), ['ssh-ed25519']);
+    assert.equal(checkHostKey([file], '10.0.0.99', 22, 'ssh-rsa', rsa).status, 'unknown');
+  });
+
+  it('matches hashed entries on the lower-cased name, as OpenSSH hashes them', () => {
+    const hashedFile = join(home, 'known_hosts_hashed');
+    const salt = randomBytes(20);
+    // ssh-keygen -H hashes the name OpenSSH looked up, which it lower-cases first.
+    const hashed = (name: string) => `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+    writeFileSync(hashedFile, `${hashed('gpu-node.example.org')} ssh-ed25519 ${key.toString('base64')}\n${hashed('[gpu-node.example.org]:2222')} ssh-ed25519 ${key.toString('base64')}\n`);
+    assert.equal(checkHostKey([hashedFile], 'GPU-Node.Example.ORG', 22, 'ssh-ed25519', key).status, 'known');
+    assert.equal(checkHostKey([hashedFile], 'GPU-Node.example.org', 2222, 'ssh-ed25519', key).status, 'known');
+  });
+
+  it('reads the files OpenSSH reads by default: known_hosts2 and the global ones', () => {
+    const s = resolveHost('plain-host', { home, configPath: join(home, 'no-config') });
+    assert.deepEqual(s.knownHostsFiles, [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')]);
+    assert.deepEqual(s.globalKnownHostsFiles, ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2']);
+    const config = join(home, 'cfg-global');
+    writeFileSync(config, 'Host g\n  GlobalKnownHostsFile /srv/known_a /srv/known_b\n  ProxyCommand nc -X connect %h %p\n');
+    const g = resolveHost('g', { home, configPath: config });
+    assert.deepEqual(g.globalKnownHostsFiles, ['/srv/known_a', '/srv/known_b']);
+    assert.equal(g.proxyCommand, 'nc -X connect %h %p');
   });
 
   it('records new hosts the way OpenSSH writes them', () => {

@@ -10,11 +10,14 @@ import { dirname } from 'node:path';
 export type HostKeyVerdict =
   | { status: 'known' }
   | { status: 'unknown' }
-  | { status: 'changed'; file: string; line: number };
+  | { status: 'changed'; file: string; line: number }
+  /** The host is known, but only by keys of other types: not a new host, and not to be accepted as one. */
+  | { status: 'other-type'; file: string; line: number; knownTypes: string[] };
 
-/** The name OpenSSH writes for a host: `host` on port 22, `[host]:port` otherwise. */
+/** The name OpenSSH looks up for a host: lower-cased, `host` on port 22, `[host]:port` otherwise. */
 export function knownHostsName(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
+  const name = host.toLowerCase();
+  return port === 22 ? name : `[${name}]:${port}`;
 }
 
 function patternMatches(pattern: string, name: string): boolean {
@@ -32,6 +35,7 @@ export function checkHostKey(files: string[], host: string, port: number, keyTyp
   const name = knownHostsName(host, port);
   const key = keyBlob.toString('base64');
   let changed: HostKeyVerdict | undefined;
+  let otherType: { file: string; line: number; knownTypes: string[] } | undefined;
   for (const file of files) {
     if (!existsSync(file)) continue;
     const lines = readFileSync(file, 'utf8').split(/\r?\n/);
@@ -51,11 +55,32 @@ export function checkHostKey(files: string[], host: string, port: number, keyTyp
         continue;
       }
       if (blob === key) return { status: 'known' };
-      // Only a different key of the same type is a changed key; another type may simply be new.
-      if (type === keyType && !changed) changed = { status: 'changed', file, line: index + 1 };
+      // A different key of the same type is a changed key; a key of another type means the host is known.
+      if (type === keyType) changed ??= { status: 'changed', file, line: index + 1 };
+      else if (otherType) otherType.knownTypes.includes(type) || otherType.knownTypes.push(type);
+      else otherType = { file, line: index + 1, knownTypes: [type] };
     }
   }
-  return changed ?? { status: 'unknown' };
+  return changed ?? (otherType ? { status: 'other-type', ...otherType } : { status: 'unknown' });
+}
+
+/** The key types known_hosts holds for a host, to ask the server for those first (as OpenSSH orders HostKeyAlgorithms). */
+export function knownKeyTypes(files: string[], host: string, port: number): string[] {
+  const name = knownHostsName(host, port);
+  const types: string[] = [];
+  for (const file of files) {
+    if (!existsSync(file)) continue;
+    for (const raw of readFileSync(file, 'utf8').split(/\r?\n/)) {
+      const fields = raw.trim().split(/\s+/);
+      if (!fields[0] || fields[0].startsWith('#') || fields[0].startsWith('@')) continue;
+      const [patterns, type] = fields;
+      if (!type || types.includes(type)) continue;
+      const names = patterns.split(',');
+      if (names.some((p) => p.startsWith('!') && patternMatches(p.slice(1), name))) continue;
+      if (names.some((p) => !p.startsWith('!') && patternMatches(p, name))) types.push(type);
+    }
+  }
+  return types;
 }
 
 export function addKnownHost(file: string, host: string, port: number, keyType: string, keyBlob: Buffer): void {

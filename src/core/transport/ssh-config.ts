@@ -20,7 +20,12 @@ export interface HostSettings {
   /** Whether IdentityFile came from the config (then only those are tried, like IdentitiesOnly). */
   explicitIdentities: boolean;
   proxyJump?: string;
+  /** A command whose stdin/stdout carry the connection (`%h`, `%p`, `%r`, `%n`, `%%` expanded). */
+  proxyCommand?: string;
+  /** Where new host keys are recorded (the first) and looked up, as UserKnownHostsFile. */
   knownHostsFiles: string[];
+  /** Looked up too, never written: GlobalKnownHostsFile. */
+  globalKnownHostsFiles: string[];
   strictHostKeyChecking: 'yes' | 'no' | 'ask' | 'accept-new';
   connectTimeoutS?: number;
   serverAliveIntervalS?: number;
@@ -94,7 +99,10 @@ export function resolveHost(spec: string, options: { configPath?: string; home?:
   };
   const identities = list('IdentityFile').map((f) => expandHome(f, home));
   const strict = (get('StrictHostKeyChecking') ?? 'ask').toLowerCase();
-  const knownHosts = list('UserKnownHostsFile').flatMap((v) => v.split(/\s+/)).map((f) => expandHome(f, home));
+  const files = (key: string) => list(key).flatMap((v) => v.split(/\s+/)).filter((f) => f && f.toLowerCase() !== 'none').map((f) => expandHome(f, home));
+  const knownHosts = files('UserKnownHostsFile');
+  const globalKnownHosts = list('GlobalKnownHostsFile').length ? files('GlobalKnownHostsFile') : ['/etc/ssh/ssh_known_hosts', '/etc/ssh/ssh_known_hosts2'];
+  const proxyCommand = get('ProxyCommand');
   const hostName = (get('HostName') ?? host).replace(/%h/g, host);
   const proxyJump = get('ProxyJump');
   return {
@@ -105,7 +113,10 @@ export function resolveHost(spec: string, options: { configPath?: string; home?:
     identityFiles: identities.length ? identities : ['id_ed25519', 'id_ecdsa', 'id_rsa'].map((f) => join(home, '.ssh', f)),
     explicitIdentities: identities.length > 0,
     proxyJump: proxyJump && proxyJump.toLowerCase() !== 'none' ? proxyJump : undefined,
-    knownHostsFiles: knownHosts.length ? knownHosts : [join(home, '.ssh', 'known_hosts')],
+    proxyCommand: proxyCommand && proxyCommand.toLowerCase() !== 'none' ? proxyCommand : undefined,
+    // OpenSSH's default UserKnownHostsFile is both of these.
+    knownHostsFiles: knownHosts.length ? knownHosts : [join(home, '.ssh', 'known_hosts'), join(home, '.ssh', 'known_hosts2')],
+    globalKnownHostsFiles: globalKnownHosts,
     strictHostKeyChecking: strict === 'yes' || strict === 'no' || strict === 'accept-new' ? strict : strict === 'off' || strict === 'false' ? 'no' : 'ask',
     connectTimeoutS: get('ConnectTimeout') ? Number(get('ConnectTimeout')) : undefined,
     serverAliveIntervalS: get('ServerAliveInterval') ? Number(get('ServerAliveInterval')) : undefined,

@@ -3,11 +3,13 @@
  * files, ProxyJump, host keys checked against known_hosts with StrictHostKeyChecking's meanings, and
  * keepalives. One connection per host is reused for every command.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { Client, utils, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Duplex } from 'node:stream';
+import { Client, utils, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { silentLogger, type Logger } from '../util/logger';
-import { addKnownHost, checkHostKey, keyTypeOf } from './known-hosts';
+import { addKnownHost, checkHostKey, knownHostsName, knownKeyTypes, keyTypeOf } from './known-hosts';
 import { resolveHost, type HostSettings } from './ssh-config';
 import type { ExecOptions, ExecResult, StreamingExec, Transport } from './types';
 import { TransportError } from './types';
@@ -25,6 +27,23 @@ export interface SshOptions {
   agentSocket?: string;
   readyTimeoutMs?: number;
   keepaliveIntervalMs?: number;
+  /** The hops to reach this host through, overriding its own ProxyJump (the earlier hops of a chain). */
+  proxyJump?: string;
+}
+
+/** ssh2's host key algorithms, most preferred first. */
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+
+/** Asks for the key types known_hosts already has for this host first, as OpenSSH does, so a known host is not met with a new key type. */
+function hostKeyAlgorithms(knownTypes: string[]): string[] | undefined {
+  if (!knownTypes.length) return undefined;
+  const preferred = knownTypes.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])).filter((a) => HOST_KEY_ALGORITHMS.includes(a));
+  return [...new Set([...preferred, ...HOST_KEY_ALGORITHMS])];
+}
+
+/** OpenSSH's ProxyCommand tokens. */
+function expandProxyCommand(command: string, s: HostSettings): string {
+  return command.replace(/%([%hpnr])/g, (_, c: string) => (c === '%' ? '%' : c === 'h' ? s.hostName : c === 'p' ? String(s.port) : c === 'r' ? s.user : s.alias));
 }
 
 export function fingerprint(keyBlob: Buffer): string {
@@ -59,7 +78,9 @@ export class SshTransport implements Transport {
   }
 
   static forHost(spec: string, options: SshOptions = {}): SshTransport {
-    return new SshTransport(resolveHost(spec, { configPath: options.configPath, home: options.home }), options);
+    const settings = resolveHost(spec, { configPath: options.configPath, home: options.home });
+    if (options.proxyJump !== undefined) settings.proxyJump = options.proxyJump || undefined;
+    return new SshTransport(settings, { ...options, proxyJump: undefined });
   }
 
   get where(): string {
@@ -104,18 +125,23 @@ export class SshTransport implements Transport {
   private async open(): Promise<Client> {
     const s = this.settings;
     let sock: NodeJS.ReadableStream | undefined;
+    let proxyFailure: Promise<TransportError | undefined> | undefined;
     if (s.proxyJump) {
-      const jumpSpec = s.proxyJump.split(',')[0];
-      this.jump = SshTransport.forHost(jumpSpec, this.options);
+      // `ProxyJump a,b` reaches b through a, then this host through b: the last hop carries the earlier ones.
+      const hops = s.proxyJump.split(',').map((h) => h.trim()).filter(Boolean);
+      const last = hops[hops.length - 1];
+      this.jump = SshTransport.forHost(last, { ...this.options, proxyJump: hops.slice(0, -1).join(',') });
       const jumpClient = await this.jump.connect();
       sock = await new Promise((resolve, reject) =>
         jumpClient.forwardOut('127.0.0.1', 0, s.hostName, s.port, (err, stream) =>
-          err ? reject(new TransportError(`ProxyJump ${jumpSpec} could not reach ${s.hostName}:${s.port}: ${err.message}`, 'unreachable')) : resolve(stream),
+          err ? reject(new TransportError(`ProxyJump ${last} could not reach ${s.hostName}:${s.port}: ${err.message}`, 'unreachable')) : resolve(stream),
         ),
       );
-    }
+    } else if (s.proxyCommand) ({ socket: sock, failure: proxyFailure } = this.proxyCommandSocket(s.proxyCommand));
     const client = new Client();
     const policy = this.options.strictHostKeyChecking ?? s.strictHostKeyChecking;
+    const knownFiles = [...s.knownHostsFiles, ...s.globalKnownHostsFiles];
+    const serverHostKey = hostKeyAlgorithms(knownKeyTypes(knownFiles, s.hostName, s.port));
     let hostKeyProblem: TransportError | undefined;
     const config: ConnectConfig = {
       host: s.hostName,
@@ -126,15 +152,25 @@ export class SshTransport implements Transport {
       keepaliveInterval: this.options.keepaliveIntervalMs ?? (s.serverAliveIntervalS ? s.serverAliveIntervalS * 1000 : 15_000),
       keepaliveCountMax: 3,
       authHandler: (await this.authMethods()) as never,
+      ...(serverHostKey && { algorithms: { serverHostKey: serverHostKey as ServerHostKeyAlgorithm[] } }),
       hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
         const type = keyTypeOf(key);
-        const verdict = checkHostKey(s.knownHostsFiles, s.hostName, s.port, type, key);
+        const verdict = checkHostKey(knownFiles, s.hostName, s.port, type, key);
         const print = fingerprint(key);
         if (verdict.status === 'known') return verify(true);
+        if (verdict.status === 'other-type' && policy !== 'no') {
+          // A known host offering a key of a type we do not hold for it is not a new host: never record it as one.
+          hostKeyProblem = new TransportError(
+            `${this.where} offered a ${type} host key (${print}), but ${verdict.file}:${verdict.line} knows it by ${verdict.knownTypes.join(', ')} keys only. ` +
+              `Check the new key with ssh, then add it (ssh-keyscan -t ${type.replace(/^ssh-/, '')} …) if it is genuine.`,
+            'host-key-changed',
+          );
+          return verify(false);
+        }
         if (verdict.status === 'changed') {
           hostKeyProblem = new TransportError(
             `The host key of ${this.where} has CHANGED (now ${type} ${print}); it does not match ${verdict.file}:${verdict.line}. ` +
-              `This may be an attack, or the host was reinstalled. If you know it was, remove the old key (ssh-keygen -R "${s.port === 22 ? s.hostName : `[${s.hostName}]:${s.port}`}") and connect again.`,
+              `This may be an attack, or the host was reinstalled. If you know it was, remove the old key (ssh-keygen -R "${knownHostsName(s.hostName, s.port)}") and connect again.`,
             'host-key-changed',
           );
           return verify(false);
@@ -171,7 +207,9 @@ export class SshTransport implements Transport {
       client.on('error', (error: Error & { code?: string; level?: string }) => {
         if (!settled) {
           settled = true;
-          reject(hostKeyProblem ?? describeConnectError(error, this.where));
+          // A ProxyCommand that died says why better than the handshake it broke.
+          const proxied = proxyFailure ? Promise.race([proxyFailure, new Promise<undefined>((r) => setTimeout(r, 1000))]) : Promise.resolve(undefined);
+          void proxied.then((problem) => reject(hostKeyProblem ?? problem ?? describeConnectError(error, this.where)));
         } else this.log.warn(`connection to ${this.where}: ${error.message}`);
       });
       client.on('close', () => {
@@ -256,6 +294,23 @@ export class SshTransport implements Transport {
         channel?.close();
       },
     };
+  }
+
+  /** Runs ProxyCommand locally, as OpenSSH does; its stdin and stdout carry the connection. */
+  private proxyCommandSocket(command: string): { socket: Duplex; failure: Promise<TransportError | undefined> } {
+    const expanded = expandProxyCommand(command, this.settings);
+    const child = spawn('/bin/sh', ['-c', expanded], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    const socket = Duplex.from({ readable: child.stdout, writable: child.stdin });
+    const problem = (why: string) =>
+      new TransportError(`ProxyCommand for ${this.where} (${expanded}) ${why}${stderr.trim() ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}`, 'unreachable');
+    const failure = new Promise<TransportError | undefined>((resolve) => {
+      child.once('error', (error) => resolve(problem(`could not start: ${error.message}`)));
+      child.once('exit', (code, signal) => resolve(this.client ? undefined : problem(`exited (${signal ?? `code ${code}`}) before the SSH handshake`)));
+    });
+    socket.once('close', () => child.kill());
+    return { socket, failure };
   }
 
   /** Drops the TCP connection without marking the transport closed: the next command reconnects. */
