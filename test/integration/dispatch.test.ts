@@ -3,10 +3,12 @@
  * with the real agent, and the faults a user will meet.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { summarize } from '../../src/core/run/summarize';
+import { installAgent } from '../../src/core/run/remote';
 import { Run } from '../../src/core/run/single';
 import { readEventsSync } from '../../src/core/store/store';
 import { SshTransport } from '../../src/core/transport/ssh';
@@ -157,6 +159,22 @@ describe('runs over real SSH', { concurrency: false }, () => {
     assert.ok(outcome.summary.problems.some((p) => /not JSON: "garbage/.test(p)), JSON.stringify(outcome.summary.problems));
     const seqs = readEventsSync(run.writer.dir).map((e) => e.seq);
     assert.deepEqual(seqs, seqs.map((_, i) => i));
+  });
+
+  it('runs a cached agent only if it is the very archive, owned by the user: an altered one is replaced, a foreign one refused', async () => {
+    const t = ssh('gpu-a');
+    const first = await installAgent(t, AGENT);
+    const digest = createHash('sha256').update(readFileSync(AGENT)).digest('hex');
+    const sumOnHost = () => lab.exec('gpu-a', `sha256sum ${first.path} | cut -d' ' -f1`).trim();
+    lab.exec('gpu-a', `printf '\\n# tampered\\n' >> ${first.path}`);
+    assert.notEqual(sumOnHost(), digest);
+    const again = await installAgent(t, AGENT);
+    assert.match(again.replaced ?? '', /content does not match/);
+    assert.equal(sumOnHost(), digest, 'the altered archive was replaced by ours');
+    lab.exec('gpu-a', `chown 65534 ${first.path}`);
+    await assert.rejects(installAgent(t, AGENT), /refusing to run the agent cached on gpu-a.*belongs to uid 65534, not to you/);
+    lab.exec('gpu-a', `chown 0 ${first.path}`);
+    assert.equal((await installAgent(t, AGENT)).replaced, undefined);
   });
 
   it('a server that never becomes ready fails with its own output and leaves nothing running', async () => {

@@ -30,6 +30,8 @@ export interface InstalledAgent {
   /** The agent's home on the host ($WATTBENCH_HOME). */
   home: string;
   python: string;
+  /** Why the archive already cached on the host was not used and was uploaded again. */
+  replaced?: string;
 }
 
 function check(result: ExecResult, what: string, where: string): string {
@@ -41,10 +43,14 @@ function check(result: ExecResult, what: string, where: string): string {
 /** Checks Python, then uploads the agent archive (wattbench_agent.pyz) unless this exact one is already there. */
 export async function installAgent(transport: Transport, agentSource: string): Promise<InstalledAgent> {
   const code = readFileSync(agentSource);
-  const hash = createHash('sha256').update(code).digest('hex').slice(0, 16);
+  const digest = createHash('sha256').update(code).digest('hex');
+  const hash = digest.slice(0, 16);
+  // What is in the cache is only run if it is this very archive, ours, and nobody else could have changed it.
   const probe = await transport.exec(
     `H=${HOME_EXPR}; if ! V=$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then echo NO_PYTHON; exit 0; fi; ` +
-      `echo "PY $V"; echo "HOME $H"; test -f "$H/agent/${hash}/${AGENT_ARCHIVE}" && echo PRESENT || true`,
+      `echo "PY $V"; echo "HOME $H"; echo "UID $(id -u)"; F="$H/agent/${hash}/${AGENT_ARCHIVE}"; ` +
+      `if test -f "$F"; then echo "SUM $(sha256sum "$F" 2>/dev/null | cut -d' ' -f1)"; ` +
+      `for P in "$F" "$H/agent/${hash}" "$H/agent" "$H"; do echo "STAT $(stat -c '%u %a' "$P" 2>/dev/null) $P"; done; fi`,
   );
   const out = check(probe, 'checking for python3', transport.label);
   if (out.includes('NO_PYTHON'))
@@ -55,14 +61,32 @@ export async function installAgent(transport: Transport, agentSource: string): P
     throw new AgentError(`python3 on ${transport.label} is ${version[1]}.${version[2]}; Wattbench's agent needs 3.8 or newer.`, 'old-python');
   const home = /^HOME (.+)$/m.exec(out)![1];
   const dir = `${home}/agent/${hash}`;
-  if (!out.includes('PRESENT')) {
+  const cached = cachedAgentProblem(out, digest);
+  if (cached?.fatal) throw new AgentError(`refusing to run the agent cached on ${transport.label}: ${cached.why}`, 'install');
+  if (cached) {
     const upload = await transport.exec(
       `umask 077 && mkdir -p ${shq(dir)} && chmod 700 ${shq(home)} ${shq(`${home}/agent`)} ${shq(dir)} && cat > ${shq(`${dir}/${AGENT_ARCHIVE}.part`)} && mv ${shq(`${dir}/${AGENT_ARCHIVE}.part`)} ${shq(`${dir}/${AGENT_ARCHIVE}`)}`,
       { stdin: code },
     );
     if (upload.code !== 0) throw new AgentError(`uploading the agent to ${transport.label}:${dir} failed: ${upload.stderr.trim()}`, 'install');
   }
-  return { transport, path: `${dir}/${AGENT_ARCHIVE}`, home, python: `${version[1]}.${version[2]}.${version[3]}` };
+  return { transport, path: `${dir}/${AGENT_ARCHIVE}`, home, python: `${version[1]}.${version[2]}.${version[3]}`, ...(cached?.why && { replaced: cached.why }) };
+}
+
+/**
+ * Whether the cached archive the probe described can be run: absent or altered → upload it again
+ * (`fatal` false); owned by someone else → refuse (`fatal`), since we could neither trust nor replace it.
+ */
+export function cachedAgentProblem(probe: string, digest: string): { why: string; fatal: boolean } | undefined {
+  const sum = /^SUM (\S*)$/m.exec(probe)?.[1];
+  if (sum === undefined) return { why: '', fatal: false };
+  const uid = /^UID (\d+)$/m.exec(probe)?.[1];
+  for (const [, owner, mode, path] of probe.matchAll(/^STAT (\d+) ([0-7]+) (.+)$/gm)) {
+    if (uid !== undefined && owner !== uid) return { why: `${path} belongs to uid ${owner}, not to you (uid ${uid})`, fatal: true };
+    if (parseInt(mode, 8) & 0o022) return { why: `${path} is writable by others (mode ${mode})`, fatal: false };
+  }
+  if (sum !== digest) return { why: `its content does not match (sha256 ${sum.slice(0, 16) || 'unreadable'}…, expected ${digest.slice(0, 16)}…)`, fatal: false };
+  return undefined;
 }
 
 export function remoteRunDir(agent: InstalledAgent, runId: string): string {

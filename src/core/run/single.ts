@@ -94,6 +94,7 @@ export class Run {
         },
       });
       this.log.info(`agent ready on ${transport.label} (${launched.agent.path}, Python ${launched.agent.python})`);
+      if (launched.agent.replaced) this.log.warn(`replaced the agent cached on ${transport.label}: ${launched.agent.replaced}`);
       this.writer.attach('job.json', launched.jobText);
       const handle: RemoteHandle = { host: options.target, runDir: launched.runDir, pid: launched.pid, offset: 0, nextSeq: 0 };
       this.writer.updateMeta((m) => m.remotes.push(handle));
