@@ -81,11 +81,180 @@ def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
 CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead)
 
 
+ERROR_TEXT_LIMIT = 300  # characters of a server's error message kept in a request event
+
+
+def _one_line(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def engine_message(payload: Any) -> str:
+    """The human part of an engine's error payload: OpenAI/vLLM/SGLang `{"error": {"message"}}`, TGI
+    `{"error": "..."}`, llama.cpp `{"code", "message"}`, FastAPI `{"detail"}`; else the payload as JSON."""
+    if isinstance(payload, str):
+        return _one_line(payload)
+    if isinstance(payload, dict):
+        for key in ("error", "message", "detail", "msg"):
+            value = payload.get(key)
+            if isinstance(value, str) and value.strip():
+                return _one_line(value)
+            if isinstance(value, (dict, list)) and value:
+                return engine_message(value)
+    if isinstance(payload, list) and payload:
+        return engine_message(payload[0])
+    return _one_line(json.dumps(payload))
+
+
+FAILED_FINISH_REASONS = ("abort", "error")  # vLLM: an aborted or failed request; SGLang: {"type": "abort"}
+
+
+class StreamParser:
+    """Reads an OpenAI-compatible server-sent-event stream line by line, as the SSE spec parses it: LF or
+    CRLF line ends, `field: value` with the one space after the colon optional, `:` comment lines
+    (keep-alives), `event:`, `id:` and `retry:` fields, data spread over several `data:` lines of one
+    event. Each event's data is handled as soon as it is complete JSON (a timestamp per chunk, not per
+    blank line); `[DONE]` ends the stream. An engine error inside the stream (`data: {"error": ...}`, an
+    `event: error`, llama.cpp's `error:` field, finish_reason "abort"/"error") ends it with `error` set.
+
+    After the stream: `arrivals` (monotonic times of chunks that carried text), `usage` (the last usage
+    object, if any), `finish_reason`, `saw_done`, `error` (None when the engine reported none)."""
+
+    def __init__(self) -> None:
+        self.arrivals = []  # type: List[float]
+        self.usage = None  # type: Optional[Dict[str, Any]]
+        self.finish_reason = None  # type: Optional[str]
+        self.saw_done = False
+        self.error = None  # type: Optional[str]
+        self.other_lines = 0  # lines that are no SSE field at all (e.g. a JSON body where a stream was due)
+        self.first_other_line = ""
+        self._event = ""
+        self._data = []  # type: List[str]
+
+    @property
+    def finished(self) -> bool:
+        """The stream is over: [DONE], or an error."""
+        return self.saw_done or self.error is not None
+
+    def feed(self, raw: bytes) -> None:
+        """One line of the body, with its line end."""
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if not line:
+            self._dispatch()
+            return
+        if line.startswith(":"):
+            return  # a comment: keep-alives, pings
+        field, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+            if len(self._data) == 1:
+                self._try_early(value)
+        elif field == "event":
+            self._event = value
+        elif field == "error":
+            # llama.cpp's server writes a streaming error as an `error:` field
+            self._fail_with(value, "the server reported an error")
+        elif field in ("id", "retry"):
+            pass
+        else:
+            self.other_lines += 1
+            if not self.first_other_line:
+                self.first_other_line = _one_line(line, 200)
+
+    def end(self) -> None:
+        """The body ended: handle an event the server did not close with a blank line."""
+        self._dispatch()
+
+    def _try_early(self, value: str) -> None:
+        """Handle a first data line at once when it is complete on its own, for its arrival time."""
+        if value.strip() == "[DONE]":
+            self._data = []
+            self.saw_done = True
+            return
+        try:
+            payload = json.loads(value)
+        except ValueError:
+            return  # more data lines may follow before the blank line
+        self._data = []
+        self._handle(payload, value, self._event)
+
+    def _dispatch(self) -> None:
+        event, self._event = self._event, ""
+        if not self._data:
+            return
+        text, self._data = "\n".join(self._data), []
+        if text.strip() == "[DONE]":
+            self.saw_done = True
+            return
+        try:
+            payload = json.loads(text)
+        except ValueError:
+            if event == "error":
+                self._fail_with(text, "the server reported an error")
+            else:
+                self.error = "the server sent data that is not JSON: %s" % _one_line(text, 200)
+            return
+        self._handle(payload, text, event)
+
+    def _fail_with(self, text: str, what: str) -> None:
+        try:
+            message = engine_message(json.loads(text))
+        except ValueError:
+            message = _one_line(text)
+        if self.error is None:
+            self.error = "%s: %s" % (what, message) if message else what
+
+    def _handle(self, payload: Any, text: str, event: str) -> None:
+        if event == "error":
+            self._fail_with(text, "the server reported an error")
+            return
+        if not isinstance(payload, dict):
+            return
+        if payload.get("error"):
+            if self.error is None:
+                self.error = "server error: %s" % engine_message(payload)
+            return
+        usage = payload.get("usage")
+        if isinstance(usage, dict) and usage:
+            self.usage = usage
+        text_arrived = False
+        for choice in payload.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
+            if (choice.get("text") or delta.get("content") or delta.get("reasoning_content")
+                    or delta.get("reasoning")):
+                text_arrived = True
+            finish = choice.get("finish_reason")
+            if finish:
+                self._finish(finish)
+        if text_arrived:
+            self.arrivals.append(time.monotonic())
+
+    def _finish(self, finish: Any) -> None:
+        message = ""
+        if isinstance(finish, dict):  # SGLang's own form: {"type": "abort", "message": ...}
+            message = engine_message(finish.get("message")) if finish.get("message") else ""
+            finish = finish.get("type") or json.dumps(finish)
+        reason = str(finish)
+        self.finish_reason = reason
+        if reason in FAILED_FINISH_REASONS and self.error is None:
+            self.error = "the server ended the response with finish_reason %r%s" % (
+                reason, ": %s" % message if message else "")
+
+
 def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
                    track: Callable[[Optional[socket.socket]], None]) -> Dict[str, Any]:
     """Send one streamed request and time its tokens. `track(sock)` registers the connection's socket so
     that another thread can abort the request by shutting it down; `track(None)` when done. (The socket,
-    not the HTTPConnection: getresponse() hands the socket to the response and sets conn.sock = None.)"""
+    not the HTTPConnection: getresponse() hands the socket to the response and sets conn.sock = None.)
+
+    A stream succeeded when it ended with [DONE], or at the end of the body after a finish_reason (TGI
+    before 2.2 and llama.cpp forks send no [DONE]); it failed when the body ended before either, when the
+    connection broke, or when the engine reported an error in it."""
     body = {"model": endpoint.model, "max_tokens": spec.max_tokens, "temperature": workload.temperature,
             "stream": True, "stream_options": {"include_usage": True}}  # type: Dict[str, Any]
     if endpoint.api == "chat":
@@ -94,11 +263,9 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
         body["prompt"] = spec.prompt
     if workload.ignore_eos:
         body["ignore_eos"] = True  # a vLLM/SGLang extension; only sent when asked for
-    arrivals = []  # type: List[float]
-    usage = None  # type: Optional[Dict[str, Any]]
+    parser = StreamParser()
     error = None  # type: Optional[str]
     connection_lost = False
-    saw_done = False
     t_start = time.time()
     m_start = time.monotonic()
     conn = endpoint.connection(REQUEST_CONNECT_TIMEOUT_S)
@@ -114,25 +281,17 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
             error = "HTTP %d: %s" % (response.status, text[:300])
         else:
             for raw in response:
-                if not raw.startswith(b"data:"):
-                    continue
-                data = raw[5:].strip()
-                if data == b"[DONE]":
-                    saw_done = True
+                parser.feed(raw)
+                if parser.finished:
                     break
-                chunk = json.loads(data)
-                if chunk.get("error"):
-                    error = "server error: %s" % json.dumps(chunk["error"])[:300]
-                    break
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if choice.get("text") or delta.get("content") or delta.get("reasoning_content"):
-                        arrivals.append(time.monotonic())
-                        break
-            if error is None and not saw_done:
-                error = "the stream ended before [DONE] (connection closed)"
+            else:
+                parser.end()
+            error = parser.error
+            if error is None and not parser.saw_done and parser.finish_reason is None:
+                error = "the stream ended before the response finished (no finish_reason, no [DONE])"
+                if parser.other_lines and not parser.arrivals:
+                    error += "; the body is not an event stream (Content-Type %s): %s" % (
+                        response.getheader("Content-Type", "none"), parser.first_other_line)
                 connection_lost = True
     except CONNECTION_ERRORS as e:
         error = describe_request_error(e, endpoint)
@@ -143,6 +302,8 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
         conn.close()
         track(None)
     latency = time.monotonic() - m_start
+    arrivals = parser.arrivals
+    usage = parser.usage
     output_tokens = len(arrivals)
     prompt_tokens = spec.prompt_tokens
     if usage:

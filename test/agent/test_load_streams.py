@@ -1,0 +1,340 @@
+"""The load generator against exact byte streams: a small server on 127.0.0.1 replays responses written
+here byte for byte (chunked or closed by EOF, cut short, reset), the way vLLM, SGLang, TGI and llama.cpp
+end, break and report errors in their streams."""
+
+import json
+import socket
+import socketserver
+import struct
+import threading
+import time
+import unittest
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from .helpers import AgentTestCase, http_point  # noqa: F401  (helpers puts agent/ on sys.path)
+
+from wattbench_agent import load
+from wattbench_agent.job import PointConfig, WorkloadConfig
+from wattbench_agent.load import Endpoint, LoadRunner, PointCounts, stream_request
+from wattbench_agent.prompts import RequestSpec
+
+
+# --- the scripted server ---
+
+Step = Union[bytes, Tuple[Any, ...]]  # bytes are sent as they are; ("sleep", s), ("reset",), ("close",)
+
+
+class ScriptedServer:
+    """Answers every POST with a script: a list of steps, chosen by `script(n, request)` (n counts POSTs from
+    0; `request` is {"method", "path", "headers", "body"} with the body parsed as JSON). GET /v1/models and
+    /health answer 200, so the agent's readiness probe passes. Every request is kept in `requests`."""
+
+    def __init__(self, script: Callable[[int, Dict[str, Any]], List[Step]]) -> None:
+        self.script = script
+        self.requests = []  # type: List[Dict[str, Any]]
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                outer._handle(self)
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.base_url = "http://127.0.0.1:%d/v1" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def posts(self) -> List[Dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r["method"] == "POST"]
+
+    def _handle(self, handler: socketserver.StreamRequestHandler) -> None:
+        line = handler.rfile.readline().decode("latin-1").strip()
+        if not line:
+            return
+        method, path = line.split(" ")[:2]
+        headers = {}
+        while True:
+            header = handler.rfile.readline().decode("latin-1").strip()
+            if not header:
+                break
+            name, _, value = header.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        raw = handler.rfile.read(int(headers.get("content-length") or 0))
+        request = {"method": method, "path": path, "headers": headers,
+                   "body": json.loads(raw) if raw else None, "t": time.time()}
+        with self._lock:
+            n = len([r for r in self.requests if r["method"] == "POST"])
+            self.requests.append(request)
+        if method == "GET":
+            body = b'{"object": "list", "data": [{"id": "m", "object": "model"}]}'
+            steps = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(body), body)]
+        else:
+            steps = self.script(n, request)
+        sock = handler.connection
+        try:
+            for step in steps:
+                if isinstance(step, bytes):
+                    sock.sendall(step)
+                elif step[0] == "sleep":
+                    time.sleep(step[1])
+                elif step[0] == "reset":
+                    # SO_LINGER 0: close() sends a TCP RST instead of a FIN
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+                    return
+                elif step[0] == "close":
+                    break
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+# --- byte builders ---
+
+SSE_CHUNKED = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+SSE_UNTIL_CLOSE = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunked(data: bytes) -> bytes:
+    """One piece of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def sse(obj: Any, prefix: bytes = b"data: ", end: bytes = b"\n\n") -> bytes:
+    return prefix + (obj if isinstance(obj, bytes) else json.dumps(obj).encode()) + end
+
+
+def text_chunk(text: str, finish: Optional[Any] = None, usage: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """A /v1/completions stream chunk."""
+    chunk = {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": finish}]}  # type: Dict[str, Any]
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+def usage_chunk(prompt: int, completion: int) -> Dict[str, Any]:
+    return {"id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m", "choices": [],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion}}
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def tokens(*words: str) -> bytes:
+    return b"".join(sse(text_chunk(w)) for w in words)
+
+
+def http_error(status: int, reason: str, body: bytes, headers: Tuple[str, ...] = ()) -> List[Step]:
+    head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n" % (
+        status, reason, len(body), "".join(h + "\r\n" for h in headers))
+    return [head.encode() + body]
+
+
+# --- the agent side ---
+
+def workload(**changes: Any) -> WorkloadConfig:
+    fields = dict(kind="http", dataset=None, num_prompts=1, max_tokens=16, concurrency=1, request_rate=None,
+                  warmup_requests=0, temperature=0.0, ignore_eos=False, time_limit_s=None, seed=1,
+                  command=None)  # type: Dict[str, Any]
+    fields.update(changes)
+    return WorkloadConfig(**fields)
+
+
+SPEC = RequestSpec("hello there", 2, 16)
+
+
+class RecordingEvents:
+    def __init__(self) -> None:
+        self.events = []  # type: List[Dict[str, Any]]
+        self._lock = threading.Lock()
+
+    def emit(self, event_type: str, **fields: Any) -> Dict[str, Any]:
+        event = dict(fields, type=event_type, t=time.time())
+        with self._lock:
+            self.events.append(event)
+        return event
+
+    def of_type(self, event_type: str) -> List[Dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e["type"] == event_type]
+
+
+class FakeAgent:
+    """What LoadRunner uses of run.AgentRun."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.events = RecordingEvents()
+        self.failures_checked = 0
+        self.diag = self
+
+    def server_dead(self) -> bool:
+        return False
+
+    def check_server_after_failure(self) -> None:
+        self.failures_checked += 1
+
+    def write(self, message: str) -> None:  # DiagLog.write
+        pass
+
+
+class StreamTestCase(unittest.TestCase):
+    def serve(self, script: Union[List[Step], Callable[[int, Dict[str, Any]], List[Step]]]) -> ScriptedServer:
+        server = ScriptedServer(script if callable(script) else (lambda n, request: script))
+        self.addCleanup(server.close)
+        return server
+
+    def request(self, steps: List[Step], api: str = "completions", **workload_changes: Any) -> Dict[str, Any]:
+        server = self.serve(steps)
+        self.server = server
+        return stream_request(Endpoint(server.base_url, api, "m"), SPEC, workload(**workload_changes),
+                              lambda sock: None)
+
+    def assert_ok(self, result: Dict[str, Any], output_tokens: int) -> None:
+        self.assertIsNone(result["error"])
+        self.assertTrue(result["ok"], result)
+        self.assertEqual(result["output_tokens"], output_tokens, result)
+
+    def assert_failed(self, result: Dict[str, Any], *message_parts: str) -> None:
+        self.assertFalse(result["ok"], result)
+        for part in message_parts:
+            self.assertIn(part, result["error"] or "")
+
+
+class StreamEndTest(StreamTestCase):
+    """How a stream ends decides success: [DONE], or EOF after a finish_reason; anything else failed."""
+
+    def test_eof_after_finish_reason_and_usage_without_done_is_a_success(self):
+        # TGI before 2.2 ends its OpenAI stream with finish_reason and usage and no [DONE]
+        result = self.request([SSE_CHUNKED, chunked(tokens(" a", " b")),
+                               chunked(sse(text_chunk(" c", finish="length",
+                                                      usage={"prompt_tokens": 2, "completion_tokens": 3,
+                                                             "total_tokens": 5}))),
+                               LAST_CHUNK])
+        self.assert_ok(result, 3)
+        self.assertEqual(result["prompt_tokens"], 2)
+        self.assertEqual(len(result["itl_s"]), 2)
+
+    def test_eof_after_finish_reason_without_usage_is_a_success(self):
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a", " b"), sse(text_chunk("", finish="stop"))])
+        self.assert_ok(result, 2)
+
+    def test_eof_before_any_finish_reason_is_a_failure(self):
+        result = self.request([SSE_CHUNKED, chunked(tokens(" a", " b")), LAST_CHUNK])
+        self.assert_failed(result, "the stream ended before the response finished")
+        self.assertEqual(result["output_tokens"], 2)  # what did arrive is still counted
+        self.assertTrue(result["connection_lost"])
+
+    def test_connection_reset_mid_stream_is_a_failure(self):
+        result = self.request([SSE_CHUNKED, chunked(tokens(" a")), ("sleep", 0.05), ("reset",)])
+        self.assertFalse(result["ok"])
+        self.assertTrue(result["connection_lost"])
+        self.assertEqual(result["output_tokens"], 1)
+
+    def test_chunked_body_cut_inside_a_chunk_is_a_failure(self):
+        piece = sse(text_chunk(" a", finish="stop"))
+        result = self.request([SSE_CHUNKED, b"%x\r\n" % (len(piece) + 50), piece])
+        self.assertFalse(result["ok"])
+        self.assertTrue(result["connection_lost"])
+
+    def test_done_after_finish_reason_and_usage(self):
+        # vLLM and SGLang: the finish chunk, a usage chunk with no choices, then [DONE]
+        result = self.request([SSE_CHUNKED, chunked(tokens(" a", " b")),
+                               chunked(sse(text_chunk("", finish="length"))),
+                               chunked(sse(usage_chunk(2, 2))), chunked(DONE), LAST_CHUNK])
+        self.assert_ok(result, 2)
+
+
+class SSEParsingTest(StreamTestCase):
+    """Server-sent events as the spec writes them, not only as vLLM does."""
+
+    def test_data_without_space_crlf_comments_and_other_fields(self):
+        body = (b": keep-alive\r\n\r\n"
+                b"id: 1\r\nretry: 1000\r\n" + sse(text_chunk(" a"), prefix=b"data:", end=b"\r\n\r\n") +
+                b":ping\r\n\r\n" +
+                sse(text_chunk(" b", finish="stop"), prefix=b"data:", end=b"\r\n\r\n") +
+                b"data:[DONE]\r\n\r\n")
+        result = self.request([SSE_UNTIL_CLOSE, body])
+        self.assert_ok(result, 2)
+
+    def test_an_event_split_across_writes(self):
+        first = sse(text_chunk(" a"))
+        result = self.request([SSE_UNTIL_CLOSE, first[:17], ("sleep", 0.05), first[17:],
+                               sse(text_chunk(" b", finish="stop")), DONE])
+        self.assert_ok(result, 2)
+
+    def test_data_spread_over_several_lines(self):
+        # one event's data may come in several data: lines, joined by newlines (the SSE spec)
+        chunk = json.dumps(text_chunk(" a", finish="stop"), indent=1).encode()
+        body = b"".join(b"data: " + line + b"\n" for line in chunk.split(b"\n")) + b"\n" + DONE
+        result = self.request([SSE_UNTIL_CLOSE, body])
+        self.assert_ok(result, 1)
+
+    def test_text_that_is_not_json_fails_with_a_clear_message(self):
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), b"data: {oops\n\n", DONE])
+        self.assert_failed(result, "not JSON", "{oops")
+
+
+class StreamErrorTest(StreamTestCase):
+    """An error reported inside a 200 stream is a failure with the engine's own message."""
+
+    def test_error_object_in_the_stream(self):
+        # vLLM: data: {"error": {"message", "type", "code"}} (then [DONE])
+        error = {"error": {"object": "error", "message": "CUDA out of memory. Tried to allocate 2.00 GiB",
+                           "type": "InternalServerError", "param": None, "code": 500}}
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(error), DONE])
+        self.assert_failed(result, "CUDA out of memory")
+
+    def test_error_string_in_the_stream(self):
+        # TGI: data: {"error": "...", "error_type": "..."}
+        error = {"error": "Request failed during generation: Server error: out of memory",
+                 "error_type": "generation"}
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(error)])
+        self.assert_failed(result, "Request failed during generation")
+
+    def test_event_error(self):
+        body = tokens(" a") + b"event: error\ndata: {\"message\": \"engine overloaded, request dropped\"}\n\n" + DONE
+        result = self.request([SSE_UNTIL_CLOSE, body])
+        self.assert_failed(result, "engine overloaded, request dropped")
+
+    def test_llama_cpp_error_field(self):
+        # llama.cpp's server sends a streaming error as an `error:` field, not `data:`
+        body = (b'error: {"code": 400, "message": "the request exceeds the available context size, try '
+                b'increasing it", "type": "exceed_context_size_error"}\n\n')
+        result = self.request([SSE_UNTIL_CLOSE, body])
+        self.assert_failed(result, "exceeds the available context size")
+
+    def test_finish_reason_abort(self):
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="abort")), DONE])
+        self.assert_failed(result, "abort")
+        self.assertEqual(result["output_tokens"], 1)
+
+    def test_finish_reason_error(self):
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="error")), DONE])
+        self.assert_failed(result, "finish_reason", "error")
+
+    def test_finish_reason_abort_as_an_object_with_a_message(self):
+        # SGLang's own finish reason is an object, e.g. {"type": "abort", "message": ...}
+        finish = {"type": "abort", "message": "The request was aborted by the scheduler"}
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish=finish)), DONE])
+        self.assert_failed(result, "aborted by the scheduler")
+
+
+if __name__ == "__main__":
+    unittest.main()
