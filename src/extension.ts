@@ -9,6 +9,7 @@ import { LivePanel, ResultPanel } from './vscode/panels';
 import { RunManager } from './vscode/run-manager';
 import { RunsTree } from './vscode/runs-tree';
 import { RunStatusBar } from './vscode/status-bar';
+import { StartedHere } from './core/run/started-here';
 import { readSummary } from './core/store/store';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -35,7 +36,8 @@ function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.
   };
   estimates.setProfile(loadCalibration(warnCalibration));
   bag.add(new ConfigDiagnostics(configs, () => estimates.documentChanged()));
-  const manager = bag.add(new RunManager(context.extensionUri, log, estimates, context.secrets));
+  const startedHere = new StartedHere(vscode.Uri.joinPath(context.globalStorageUri, 'runs-started-here.json').fsPath);
+  const manager = bag.add(new RunManager(context.extensionUri, log, estimates, context.secrets, startedHere));
   const hostsTree = new HostsTree();
   const runsTree = new RunsTree(manager);
   registerEstimateProviders(bag, estimates, (uri) => lastResult(manager, uri), manager.onDidChangeRuns);

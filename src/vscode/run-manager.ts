@@ -5,6 +5,7 @@ import { findAgentSource } from '../core/run/agent-path';
 import type { AgentEvent } from '../core/protocol/events';
 import type { RunListener, RunOutcome } from '../core/run/follower';
 import { describeTarget, followAgain, startRun, type FollowedAgain, type RunHandle } from '../core/run/start';
+import { StartedHere } from '../core/run/started-here';
 import { markOrphaned, runsToReattach } from '../core/run/stored';
 import { readEventsSync, RunStore, type RunMeta } from '../core/store/store';
 import { openTransport } from '../core/transport/open';
@@ -48,6 +49,8 @@ export class RunManager implements vscode.Disposable {
     private readonly log: vscode.LogOutputChannel,
     private readonly estimates: EstimateService,
     private readonly secrets: vscode.SecretStorage,
+    /** Runs this machine started (in the extension's global storage): the only ones followed again on their own. */
+    private readonly startedHere: StartedHere,
   ) {}
 
   get store(): RunStore | undefined {
@@ -147,6 +150,7 @@ export class RunManager implements vscode.Disposable {
             },
           },
         });
+        this.startedHere.add(started.writer.dir);
         token.onCancellationRequested(() => void started.cancel());
         // The notification stays until the agent is running (or the start failed).
         await Promise.race([started.done.catch(() => undefined), new Promise<void>((resolve) => {
@@ -230,8 +234,14 @@ export class RunManager implements vscode.Disposable {
   private track(active: ActiveRun, uri?: vscode.Uri): void {
     this.active.set(active.id, active);
     this.changed.fire();
+    const forget = () => {
+      const store = this.store;
+      if (store) this.startedHere.remove(store.dirOf(active.id));
+    };
     active.done.then(
       (outcome) => {
+        // A detached run is still ours to follow when the next window opens; an ended one is not.
+        if (outcome.status !== 'detached') forget();
         active.tracker.setSummary(outcome.summary);
         active.tracker.setStatus(outcome.status === 'ok' ? 'ok' : outcome.status === 'detached' ? 'detached' : outcome.status === 'cancelled' ? 'cancelled' : 'error');
         this.finish(active);
@@ -246,6 +256,7 @@ export class RunManager implements vscode.Disposable {
         }
       },
       (error: Error) => {
+        forget();
         active.tracker.setStatus('error', error.message);
         this.finish(active);
         void this.showRunError(active, error.message, uri);
@@ -272,7 +283,9 @@ export class RunManager implements vscode.Disposable {
   async reattachAll(): Promise<void> {
     const store = this.store;
     if (!store || !vscode.workspace.isTrusted) return;
-    const { followable, orphaned } = runsToReattach(store);
+    const { followable, orphaned, foreign } = runsToReattach(store, (dir) => this.startedHere.has(dir));
+    for (const meta of foreign)
+      this.log.info(`not following ${meta.run_id} (${meta.target}): its record says running, but it was not started from this machine`);
     for (const meta of orphaned) {
       if (this.active.has(meta.run_id)) continue;
       markOrphaned(store, meta);
@@ -295,6 +308,12 @@ export class RunManager implements vscode.Disposable {
           resolveLocal: (p) => resolve(configDir, p),
           logger: this.log,
           listener: this.listenerFor(() => active, early),
+          confirmQueued: async (m, n) =>
+            (await vscode.window.showInformationMessage(
+              `Wattbench: ${m.config_name} on ${m.target} was interrupted when the window closed; its points in flight are followed again. Start the ${n} point(s) it had not started yet?`,
+              'Resume',
+              'Not now',
+            )) === 'Resume',
         });
         active = this.adopt(followed.run, { configName: meta.config_name, target: kind === 'single' ? followed.where : meta.target, tracker, pointsTotal: meta.points.length }, new DisposableBag(), early);
         void vscode.window.showInformationMessage(followedMessage(meta, followed));

@@ -12,7 +12,7 @@ const LONG_CONFIG = SMALL_SIM_CONFIG.replace('name: e2e-sim', 'name: e2e-long').
  * Runs a config from its CodeLens, reloads the window once it measures, waits for the extension's
  * toast that it follows the run again, then for the run to end; returns the run's stored meta.
  */
-async function reloadMidRun(vscode: VSCodeSession, run: { file: string; lens: string; name: string; toast: string }) {
+async function reloadMidRun(vscode: VSCodeSession, run: { file: string; lens: string; name: string; toast: string; resume?: boolean }) {
   const page = vscode.page;
   await vscode.openFile(run.file);
   await page.locator('.codelens-decoration a', { hasText: run.lens }).first().click({ timeout: 30_000 });
@@ -21,6 +21,12 @@ async function reloadMidRun(vscode: VSCodeSession, run: { file: string; lens: st
   await vscode.runCommand('Developer: Reload Window');
   await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
   await page.locator('.notifications-toasts', { hasText: run.toast }).first().waitFor({ timeout: 60_000 });
+  if (run.resume) {
+    // Starting points nobody started runs commands on the hosts: the extension asks first.
+    const asked = page.locator('.notifications-toasts .notification-list-item', { hasText: /had not started yet/ });
+    await asked.first().waitFor({ timeout: 60_000 });
+    await asked.first().locator('.monaco-button', { hasText: 'Resume' }).click();
+  }
   const runsDir = join(vscode.workspace, '.wattbench', 'runs');
   const runId = readdirSync(runsDir).find((d) => d.includes(run.name))!;
   const meta = () => JSON.parse(readFileSync(join(runsDir, runId, 'meta.json'), 'utf8'));
@@ -28,14 +34,29 @@ async function reloadMidRun(vscode: VSCodeSession, run: { file: string; lens: st
   return { runsDir, runId, meta };
 }
 
+const FOREIGN_META = '.wattbench/runs/20250101-000000-copied-0000/meta.json';
+const FOREIGN_RUN = JSON.stringify({
+  run_id: '20250101-000000-copied-0000', config_name: 'copied', target: 'local', status: 'running', started: '2025-01-01T00:00:00.000Z',
+  points: [{ id: 'default', label: 'default', params: {} }], remotes: [{ host: 'local', runDir: '/nonexistent/run', pid: 1, offset: 0, nextSeq: 0 }], notes: [],
+});
+
 describe('running a config in a real VS Code', () => {
   let vscode: VSCodeSession;
   before(async () => {
-    vscode = await VSCodeSession.start({ files: { 'sim.wattbench.yaml': SMALL_SIM_CONFIG, 'long.wattbench.yaml': LONG_CONFIG } });
+    vscode = await VSCodeSession.start({ files: { 'sim.wattbench.yaml': SMALL_SIM_CONFIG, 'long.wattbench.yaml': LONG_CONFIG, [FOREIGN_META]: FOREIGN_RUN } });
   });
   after(async () => {
     await vscode?.screenshot('run-final');
     await vscode?.stop();
+  });
+
+  it('opening a workspace that holds a run marked running elsewhere runs nothing: the record is left as it was', async () => {
+    // A committed or copied .wattbench/runs/*/meta.json must not make activation install an agent or kill a pid.
+    await vscode.openFile('sim.wattbench.yaml');
+    await vscode.page.locator('.codelens-decoration', { hasText: 'J/token' }).first().waitFor({ timeout: 30_000 });
+    await vscode.page.waitForTimeout(3000);
+    assert.equal(readFileSync(join(vscode.workspace, FOREIGN_META), 'utf8'), FOREIGN_RUN);
+    assert.ok(!existsSync(join(vscode.workspace, '.wattbench', 'runs', '20250101-000000-copied-0000', 'agent.log')));
   });
 
   it('shows the estimate as a CodeLens above the config', async () => {
@@ -62,7 +83,7 @@ describe('running a config in a real VS Code', () => {
     await live.waitForFunction(() => document.querySelector('#status')?.textContent === 'ok', undefined, { timeout: 120_000 });
     assert.equal(await live.locator('#sim').innerText(), 'SIMULATED GPUs');
 
-    const runs = readdirSync(join(vscode.workspace, '.wattbench', 'runs'));
+    const runs = readdirSync(join(vscode.workspace, '.wattbench', 'runs')).filter((d) => d.includes('e2e-sim'));
     assert.equal(runs.length, 1);
     const summaryFile = join(vscode.workspace, '.wattbench', 'runs', runs[0], 'summary.json');
     for (let i = 0; i < 100 && !existsSync(summaryFile); i++) await page.waitForTimeout(200);
@@ -99,6 +120,10 @@ describe('running a config in a real VS Code', () => {
   it('calibrates on the finished run: the profile is written and the CodeLens says calibrated', async () => {
     const page = vscode.page;
     await vscode.runCommand('Wattbench: Calibrate from Runs');
+    // Every run here measured simulated GPUs: the extension fits to them only when told to.
+    const asked = page.locator('.notifications-toasts .notification-list-item', { hasText: /measured simulated GPUs/ });
+    await asked.first().waitFor({ timeout: 30_000 });
+    await asked.first().locator('.monaco-button', { hasText: 'Include Simulated Runs' }).click();
     await page.locator('.notifications-toasts', { hasText: /calibrated on 2 measured points \(1 profile entry\)/ }).first().waitFor({ timeout: 30_000 });
     const profile = JSON.parse(readFileSync(join(vscode.workspace, '.wattbench', 'calibration.json'), 'utf8'));
     assert.deepEqual(profile.entries.map((e: { key: { gpu: string }; n: number }) => [e.key.gpu, e.n]), [['H100-SXM-80GB', 2]]);
@@ -236,7 +261,7 @@ describe('running on a loopback SSH host from VS Code', () => {
 
   it('resumes a sweep over two hosts after the window reloads, measuring each point once', async () => {
     const page = vscode.page;
-    const { runsDir, runId, meta } = await reloadMidRun(vscode, { file: 'multi.wattbench.yaml', lens: 'Run on 2 hosts', name: 'e2e-multi', toast: 'resumed e2e-multi on gpu-lab, gpu-lab2' });
+    const { runsDir, runId, meta } = await reloadMidRun(vscode, { file: 'multi.wattbench.yaml', lens: 'Run on 2 hosts', name: 'e2e-multi', toast: 'resumed e2e-multi on gpu-lab, gpu-lab2', resume: true });
     assert.equal(meta().status, 'ok', JSON.stringify(meta().notes));
     const summary = JSON.parse(readFileSync(join(runsDir, runId, 'summary.json'), 'utf8'));
     assert.deepEqual(summary.points.map((p: { requests: { ok: number } }) => p.requests.ok), [16, 16, 16, 16]);

@@ -103,14 +103,20 @@ describe('several hosts', { concurrency: false }, () => {
     const left = await first.done;
     assert.equal(left.status, 'detached');
     assert.equal(store.get(first.id)!.meta.status, 'running', 'the record still says running, for the next window');
-    assert.deepEqual(runsToReattach(store).followable.filter((f) => f.kind === 'multihost').map((f) => f.meta.run_id), [first.id]);
+    assert.deepEqual(runsToReattach(store, () => true).followable.filter((f) => f.kind === 'multihost').map((f) => f.meta.run_id), [first.id]);
 
     const log: string[] = [];
-    const resumed = MultiHostRun.resume({ store, runId: first.id, transportFor, agentSource: AGENT, resolveLocal: (p) => p, logger: testLogger(log) });
+    const asked: number[] = [];
+    const resumed = MultiHostRun.resume({
+      store, runId: first.id, transportFor, agentSource: AGENT, resolveLocal: (p) => p, logger: testLogger(log),
+      confirmQueued: async (n) => (asked.push(n), true),
+    });
     const outcome = await resumed.done;
     assert.equal(outcome.status, 'ok', `${log.join('\n')}\n${JSON.stringify(resumed.writer.meta.notes)}`);
     assert.deepEqual(outcome.summary.points.map((p) => p.point).sort(), loaded.points.map((p) => p.id).sort(), 'every point measured');
     for (const p of outcome.summary.points) assert.equal(p.requests.ok, 6, `${p.point} measured once, with all its requests`);
+    assert.equal(asked.length, 1, 'asked once before starting the points nobody had started');
+    assert.ok(asked[0] >= 1 && asked[0] <= 2, `asked about the unstarted points only (${asked[0]})`);
     const attempts = readdirSync(join(resumed.writer.dir, 'attempts'));
     assert.equal(attempts.length, loaded.points.length, `one attempt per point: the two in flight were followed, not started again (${attempts.join(', ')})`);
     assert.ok(resumed.writer.meta.notes.some((n) => /resumed after a restart: \d of 4 point\(s\) measured, following \S+ on h\d/.test(n)), JSON.stringify(resumed.writer.meta.notes));

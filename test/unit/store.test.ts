@@ -57,7 +57,9 @@ describe('the workspace results store', () => {
     store.create(meta('hosts', { remotes: [{ ...handle, node: 'a' }], hosts: ['a', 'b'] }), '').close();
     store.create(meta('slurm', { remotes: [{ ...handle, pid: undefined, node: 'node-0' }], slurm: { job_id: '7' } }), '').close();
     store.create(meta('done', { status: 'ok', remotes: [handle] }), '').close();
-    const { followable, orphaned } = runsToReattach(store);
+    store.create(meta('copied', { remotes: [handle] }), '').close();
+    const { followable, orphaned, foreign } = runsToReattach(store, (dir) => !dir.endsWith('copied'));
+    assert.deepEqual(foreign.map((m) => m.run_id), ['copied'], 'a run this machine did not start is never followed nor marked');
     const ofKind = (kind: string) => followable.filter((f) => f.kind === kind).map((f) => f.meta.run_id);
     assert.deepEqual(ofKind('single'), ['single']);
     assert.deepEqual(ofKind('multihost'), ['hosts']);

@@ -24,6 +24,8 @@ import { Summarizer } from './summarize';
 export interface MultiHostOptions extends RunSpec {
   hosts: string[];
   transportFor: (host: string) => Transport;
+  /** See MultiHostResumeOptions: a resumed run asks before it starts points nobody started. */
+  confirmQueued?: (points: number) => Promise<boolean>;
 }
 
 export interface MultiHostResumeOptions extends FollowOptions {
@@ -34,6 +36,11 @@ export interface MultiHostResumeOptions extends FollowOptions {
   /** Resolves dataset paths written relative to the config, for the points still to start. */
   resolveLocal: (relative: string) => string;
   listener?: RunListener;
+  /**
+   * Asked once, before any point nobody started is started on a host: following the points in flight
+   * only reads, but starting new ones runs the config's commands, which nobody asked for by opening a window.
+   */
+  confirmQueued?: (points: number) => Promise<boolean>;
 }
 
 /** A point's run on one host, as its attempt folder records it. */
@@ -75,6 +82,9 @@ export class MultiHostRun {
   private detached = false;
   private attempts = 0;
   private readonly log: Logger;
+  private approval?: Promise<boolean>;
+  /** Points left unmeasured because the user chose not to start them after a restart. */
+  private declined = 0;
 
   constructor(
     private readonly options: MultiHostOptions,
@@ -137,11 +147,14 @@ export class MultiHostRun {
     const measured = new Set(summary.points.map((p) => p.point));
     const missing = this.options.points.filter((p) => !measured.has(p.id));
     const failedPoints = summary.points.filter((p) => p.status !== 'ok');
-    const status = this.cancelled ? 'cancelled' : missing.length || failedPoints.length ? 'error' : 'ok';
+    const status = this.cancelled || this.declined ? 'cancelled' : missing.length || failedPoints.length ? 'error' : 'ok';
+    const why = this.declined
+      ? `${missing.length} point(s) not measured: you chose not to resume them after the restart`
+      : `${missing.length} point(s) not measured: every host failed (${this.workers.map((w) => `${w.host}: ${w.failed ?? 'ok'}`).join('; ')})`;
     this.writer.updateMeta({
       status,
       ended: new Date().toISOString(),
-      ...(missing.length && !this.cancelled && { error: `${missing.length} point(s) not measured: every host failed (${this.workers.map((w) => `${w.host}: ${w.failed ?? 'ok'}`).join('; ')})` }),
+      ...(missing.length && !this.cancelled && { error: why }),
     });
     this.writer.close();
     this.options.listener?.onPhase?.('finished', status);
@@ -164,10 +177,28 @@ export class MultiHostRun {
       });
     }
     while (!this.stopping && !worker.failed) {
+      if (this.queue.length && !(await this.queueApproved())) return;
       const point = this.queue.shift();
       if (!point) return;
       await this.guarded(worker, point, () => this.attempt(worker, point));
     }
+  }
+
+  private queueApproved(): Promise<boolean> {
+    const confirm = this.options.confirmQueued;
+    if (!confirm) return Promise.resolve(true);
+    this.approval ??= confirm(this.queue.length).then(
+      (yes) => {
+        if (!yes) {
+          this.declined = this.queue.length;
+          this.queue.length = 0;
+          this.writer.note(`${this.declined} point(s) not started after the restart: you chose not to resume them`);
+        }
+        return yes;
+      },
+      () => false,
+    );
+    return this.approval;
   }
 
   /** A host that fails gives its point back to the queue and takes no more. */

@@ -63,6 +63,8 @@ export interface FollowAgainOptions extends FollowOptions {
   /** Resolves dataset paths of points still to start (a sweep over several hosts goes on with them). */
   resolveLocal: (relative: string) => string;
   listener?: RunListener;
+  /** Asked before a resumed sweep over several hosts starts points that nobody started yet. */
+  confirmQueued?: (meta: RunMeta, points: number) => Promise<boolean>;
 }
 
 /** A stored run followed again, with what a caller can tell its user about it. */
@@ -89,7 +91,10 @@ export async function followAgain(meta: RunMeta, kind: FollowKind, options: Foll
       throw error;
     }
   }
-  if (kind === 'multihost') return { run: MultiHostRun.resume({ ...options, runId }), kind, where: meta.target };
+  if (kind === 'multihost') {
+    const { confirmQueued } = options;
+    return { run: MultiHostRun.resume({ ...options, runId, confirmQueued: confirmQueued && ((n) => confirmQueued(meta, n)) }), kind, where: meta.target };
+  }
   const host = meta.remotes[0].host;
   const transport = options.transportFor(host);
   try {

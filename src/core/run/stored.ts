@@ -86,18 +86,28 @@ export type FollowKind = 'single' | 'multihost' | 'slurm';
 /**
  * Runs the store says were still going when last seen, each with how it is followed again (one host from
  * its offset, several hosts from their attempt folders, Slurm by asking Slurm); runs that cannot be
- * (their record predates `hosts`) are returned apart so the caller can say so.
+ * (their record predates `hosts`) are returned apart so the caller can say so. Only runs that
+ * `startedHere` vouches for are either: the others (a copied or committed workspace) are `foreign`, left
+ * untouched, since following them would run commands on a host because a file said so.
  */
-export function runsToReattach(store: RunStore): { followable: { meta: RunMeta; kind: FollowKind }[]; orphaned: RunMeta[] } {
+export function runsToReattach(
+  store: RunStore,
+  startedHere: (dir: string) => boolean,
+): { followable: { meta: RunMeta; kind: FollowKind }[]; orphaned: RunMeta[]; foreign: RunMeta[] } {
   const followable: { meta: RunMeta; kind: FollowKind }[] = [];
   const orphaned: RunMeta[] = [];
-  for (const { meta } of store.list()) {
+  const foreign: RunMeta[] = [];
+  for (const { meta, dir } of store.list()) {
     if (meta.status !== 'running') continue;
+    if (!startedHere(dir)) {
+      foreign.push(meta);
+      continue;
+    }
     const kind = followKind(meta);
     if (kind) followable.push({ meta, kind });
     else if (meta.remotes.length > 0) orphaned.push(meta);
   }
-  return { followable, orphaned };
+  return { followable, orphaned, foreign };
 }
 
 function followKind(meta: RunMeta): FollowKind | undefined {
