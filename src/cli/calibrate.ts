@@ -7,10 +7,11 @@ import { readMeta } from '../core/store/store';
 import { table } from './format';
 import { type CliIO, parseArgs, stringFlag, UsageError } from './io';
 
-export const calibrateUsage = 'wattbench calibrate (--from-csv F.csv [--engine vllm] [--input-tokens N --output-tokens N] | RUNDIR...) -o P.json   fit the estimator to measurements';
+export const calibrateUsage =
+  'wattbench calibrate (--from-csv F.csv [--engine vllm] [--input-tokens N --output-tokens N] | RUNDIR... [--include-simulated]) -o P.json   fit the estimator to measurements';
 
 export async function calibrateCommand(argv: string[], io: CliIO): Promise<number> {
-  const { positional, flags } = parseArgs(argv, ['json']);
+  const { positional, flags } = parseArgs(argv, ['json', 'include-simulated']);
   const out = stringFlag(flags, 'o') ?? stringFlag(flags, 'output');
   if (!out) throw new UsageError('calibrate needs -o P.json, where the profile is written');
   const csv = stringFlag(flags, 'from-csv');
@@ -30,8 +31,9 @@ export async function calibrateCommand(argv: string[], io: CliIO): Promise<numbe
       if (!existsSync(`${dir}/meta.json`)) throw new UsageError(`${p} is not a Wattbench run directory (no meta.json)`);
       return { id: basename(dir), dir, meta: readMeta(dir) };
     });
-    const found = measurementsFromRuns(records);
+    const found = measurementsFromRuns(records, { includeSimulated: flags.has('include-simulated') });
     for (const s of found.skipped) io.err(`skipped ${s}`);
+    if (found.simulated) io.err(`${found.simulated} simulated run(s) left out: add --include-simulated to fit the estimator to the simulator`);
     measurements = found.measurements;
   }
   if (measurements.length === 0) {

@@ -206,7 +206,19 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const store = manager.store;
       const path = calibrationPath();
       if (!store || !path) return;
-      const { measurements, skipped } = measurementsFromRuns(store.list());
+      let found = measurementsFromRuns(store.list());
+      if (found.simulated) {
+        // The simulator is not a GPU: fitting to it is only ever done when the user says so.
+        const include = 'Include Simulated Runs';
+        const choice = await vscode.window.showWarningMessage(
+          `Wattbench: ${found.simulated} run(s) measured simulated GPUs. Calibrating on them fits the estimator to the simulator, not to your hardware.`,
+          include,
+          found.measurements.length >= 2 ? 'Real Runs Only' : 'Cancel',
+        );
+        if (choice === include) found = measurementsFromRuns(store.list(), { includeSimulated: true });
+        else if (choice !== 'Real Runs Only') return;
+      }
+      const { measurements, skipped } = found;
       if (measurements.length < 2) {
         void vscode.window.showWarningMessage(`Wattbench: calibration needs at least two measured points; found ${measurements.length}.${skipped.length ? ` Skipped: ${skipped.slice(0, 3).join('; ')}` : ''}`);
         return;

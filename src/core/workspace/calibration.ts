@@ -4,13 +4,23 @@ import type { Measurement } from '../estimate/calibrate';
 import { openStoredRun } from '../run/stored';
 import { readSummary, type RunRecord } from '../store/store';
 
-export function measurementsFromRuns(records: RunRecord[]): { measurements: Measurement[]; skipped: string[] } {
+/**
+ * Simulated runs measure the simulator, not a GPU: they are left out unless `includeSimulated` says the
+ * user asked for them (the demo, the tests), and `simulated` counts how many were left out for that.
+ */
+export function measurementsFromRuns(records: RunRecord[], options: { includeSimulated?: boolean } = {}): { measurements: Measurement[]; skipped: string[]; simulated: number } {
   const measurements: Measurement[] = [];
   const skipped: string[] = [];
+  let simulated = 0;
   for (const record of records) {
     const summary = readSummary(record.dir);
     if (!summary || record.meta.status !== 'ok') {
       skipped.push(`${record.id}: not a completed run`);
+      continue;
+    }
+    if ((summary.simulated || record.meta.simulated) && !options.includeSimulated) {
+      simulated++;
+      skipped.push(`${record.id}: simulated GPUs (calibrate on simulated runs only when asked to)`);
       continue;
     }
     const { config, points } = openStoredRun(record.dir, record.meta);
@@ -48,5 +58,5 @@ export function measurementsFromRuns(records: RunRecord[]): { measurements: Meas
       });
     }
   }
-  return { measurements, skipped };
+  return { measurements, skipped, simulated };
 }
