@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 import time
+import traceback
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -118,7 +119,8 @@ class StreamParser:
     `event: error`, llama.cpp's `error:` field, finish_reason "abort"/"error") ends it with `error` set.
 
     After the stream: `arrivals` (monotonic times of chunks that carried text), `usage` (the last usage
-    object, if any), `finish_reason`, `saw_done`, `error` (None when the engine reported none)."""
+    object, if any), `finish_reason`, `saw_done`, `error` (None when the engine reported none), `ignored`
+    (data that was JSON but not an object, e.g. `data: null`: skipped, never fatal; the first few kept)."""
 
     def __init__(self) -> None:
         self.arrivals = []  # type: List[float]
@@ -126,6 +128,8 @@ class StreamParser:
         self.finish_reason = None  # type: Optional[str]
         self.saw_done = False
         self.error = None  # type: Optional[str]
+        self.ignored = []  # type: List[str]
+        self.ignored_count = 0
         self.other_lines = 0  # lines that are no SSE field at all (e.g. a JSON body where a stream was due)
         self.first_other_line = ""
         self._event = ""
@@ -211,6 +215,9 @@ class StreamParser:
             self._fail_with(text, "the server reported an error")
             return
         if not isinstance(payload, dict):
+            self.ignored_count += 1
+            if len(self.ignored) < 3:
+                self.ignored.append(_one_line(text, 60))
             return
         if payload.get("error"):
             if self.error is None:
@@ -320,6 +327,9 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
         "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
         "error": error,
         "connection_lost": connection_lost,
+        "notes": ({"non_object_data": "the server sent %d data line(s) that are not a JSON object (%s); "
+                                      "ignored" % (parser.ignored_count, ", ".join(parser.ignored))}
+                  if parser.ignored else {}),
     }
 
 
@@ -351,6 +361,9 @@ class LoadRunner:
         self._lock = threading.Lock()
         self._active = set()  # type: set
         self._stop_reason = None  # type: Optional[str]
+        self._deaths = []  # type: List[Tuple[str, BaseException, str]]
+        self._internal_errors = 0
+        self._noted = set()  # type: set
 
     def run(self, specs: List[RequestSpec], warmup: bool, first_index: int) -> Optional[str]:
         """Send `specs`; returns None when all were sent and answered, else why it stopped early."""
@@ -389,7 +402,78 @@ class LoadRunner:
             except OSError:
                 pass
 
-    def _send(self, index: int, spec: RequestSpec, warmup: bool) -> None:
+    def _send_guarded(self, index: int, spec: RequestSpec, warmup: bool) -> None:
+        """_send, never raising for a request: one that raised inside the agent becomes a failed request
+        (`internal error ...`), the point's first such one an `error` event (where: load) with the
+        traceback, so no request goes missing and its sender goes on. Only a failure to record even that
+        escapes (to the sender's own guard)."""
+        done = {"emitted": False}
+        try:
+            self._send(index, spec, warmup, done)
+        except BaseException as e:  # noqa: B036 - whatever it is, it must not end the sender silently
+            detail = traceback.format_exc()
+            self._diag("request %d of point %s raised:\n%s" % (index, self.point.id, detail))
+            if done["emitted"]:
+                return
+            message = "internal error in the load generator: %s: %s" % (type(e).__name__, e)
+            with self._lock:
+                self._internal_errors += 1
+                first = self._internal_errors == 1
+            if first:
+                self._emit_error("request %d: %s; the request is counted as failed (later ones are in "
+                                 "agent.log)" % (index, message), detail)
+            now = time.time()
+            self.agent.events.emit("request", point=self.point.id, repeat=self.repeat, i=index, warmup=warmup,
+                                   ok=False, t_start=now, t_end=now, prompt_tokens=spec.prompt_tokens,
+                                   output_tokens=0, ttft_s=None, latency_s=0.0, itl_s=[], error=message)
+            self._count(warmup, ok=False)
+
+    def _sender(self, body: Callable[[], None]) -> Callable[[], None]:
+        """A sender thread's target: `body`, and if anything escapes it, a record for _supervise to report
+        (and replace the sender) instead of a thread that vanishes with a traceback on stderr."""
+        def run() -> None:
+            try:
+                body()
+            except BaseException as e:  # noqa: B036
+                with self._lock:
+                    self._deaths.append((threading.current_thread().name, e, traceback.format_exc()))
+        return run
+
+    def _diag(self, message: str) -> None:
+        diag = getattr(self.agent, "diag", None)
+        if diag is not None:
+            try:
+                diag.write(message)
+            except Exception:
+                pass
+
+    def _emit_error(self, message: str, detail: Optional[str] = None) -> None:
+        fields = {"where": "load", "fatal": False, "point": self.point.id,
+                  "message": message}  # type: Dict[str, Any]
+        if detail:
+            fields["detail"] = detail[-4000:]
+        try:
+            self.agent.events.emit("error", **fields)
+        except Exception:
+            self._diag("could not write an error event: %s\n%s" % (message, traceback.format_exc()))
+
+    def _note(self, key: str, message: str) -> None:
+        """A `log` warning, once per point and repeat for each kind of oddity."""
+        with self._lock:
+            if key in self._noted:
+                return
+            self._noted.add(key)
+        self.agent.events.emit("log", level="warn", source="agent",
+                               msg="point %s: %s (noted once per point)" % (self.point.id, message))
+
+    def _count(self, warmup: bool, ok: bool) -> None:
+        if not warmup:
+            with self._lock:
+                self.counts.requests += 1
+                if not ok:
+                    self.counts.errors += 1
+
+    def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
         holder = {}  # type: Dict[str, Any]
 
         def track(sock: Optional[socket.socket]) -> None:
@@ -407,6 +491,8 @@ class LoadRunner:
 
         result = stream_request(self.endpoint, spec, self.workload, track)
         connection_lost = result.pop("connection_lost")
+        for key, note in result.pop("notes", {}).items():
+            self._note(key, note)
         if not result["ok"] and self._stop_reason:
             result["error"] = "aborted (%s): %s" % (STOP_TEXT[self._stop_reason], result["error"])
         elif connection_lost:
@@ -417,15 +503,24 @@ class LoadRunner:
         if error is not None:
             event["error"] = error
         self.agent.events.emit("request", **event)
-        if not warmup:
-            with self._lock:
-                self.counts.requests += 1
-                if not result["ok"]:
-                    self.counts.errors += 1
+        done["emitted"] = True
+        self._count(warmup, result["ok"])
 
-    def _supervise(self, threads: List[threading.Thread]) -> None:
-        """Wait for the request threads; stop them at cancel, time limit or a dead server."""
-        while any(t.is_alive() for t in threads):
+    def _supervise(self, threads: List[threading.Thread],
+                   replace: Optional[Callable[[], Optional[threading.Thread]]] = None) -> None:
+        # replace is None in request-rate mode: there each request has its own thread
+        """Wait for the request threads; stop them at cancel, time limit or a dead server. A sender that
+        died is reported (`error`, where: load) and, while work remains, `replace()` starts another."""
+        while True:
+            alive = any(t.is_alive() for t in threads)  # before taking deaths: a sender records, then ends
+            for name, error, detail in self._take_deaths():
+                thread = replace() if replace is not None and self._stop_reason is None else None
+                if thread is not None:
+                    threads.append(thread)
+                    alive = True
+                self._report_death(name, error, detail, thread is not None if replace is not None else None)
+            if not alive:
+                break
             reason = self._check_stop()
             if reason:
                 self._stop(reason)
@@ -433,11 +528,30 @@ class LoadRunner:
             self.agent.cancel.wait(0.1)
         for t in threads:
             t.join(timeout=REQUEST_CONNECT_TIMEOUT_S + 5)
+        for name, error, detail in self._take_deaths():
+            self._report_death(name, error, detail, False if replace is not None else None)
+
+    def _take_deaths(self) -> List[Tuple[str, BaseException, str]]:
+        with self._lock:
+            deaths, self._deaths = self._deaths, []
+        return deaths
+
+    def _report_death(self, name: str, error: BaseException, detail: str, replaced: Optional[bool]) -> None:
+        """`replaced`: True/False for a concurrency sender, None for a request-rate request's own thread."""
+        self._diag("load thread %s of point %s died:\n%s" % (name, self.point.id, detail))
+        if replaced:
+            what = "started another in its place, so the point keeps its concurrency"
+        elif replaced is None:
+            what = "its request has no event; the request rate is kept (each request has its own thread)"
+        else:
+            what = "no other was started (the point was stopping, or had nothing left to send)"
+        self._emit_error("a load thread (%s) stopped on %s: %s; %s" % (name, type(error).__name__, error, what),
+                         detail)
 
     def _run_concurrent(self, numbered: List[Tuple[int, RequestSpec]], concurrency: int, warmup: bool) -> None:
         pending = collections.deque(numbered)
 
-        def worker() -> None:
+        def work() -> None:
             while self._stop_reason is None:
                 reason = self._check_stop()  # also here: a failed request may have just found the server dead
                 if reason:
@@ -447,13 +561,21 @@ class LoadRunner:
                     if not pending:
                         return
                     index, spec = pending.popleft()
-                self._send(index, spec, warmup)
+                self._send_guarded(index, spec, warmup)
 
-        threads = [threading.Thread(target=worker, name="load-%d" % n, daemon=True)
-                   for n in range(min(concurrency, len(numbered)))]
-        for t in threads:
-            t.start()
-        self._supervise(threads)
+        count = [0]
+
+        def start() -> Optional[threading.Thread]:
+            with self._lock:
+                if not pending:
+                    return None
+            thread = threading.Thread(target=self._sender(work), name="load-%d" % count[0], daemon=True)
+            count[0] += 1
+            thread.start()
+            return thread
+
+        threads = [t for t in (start() for _ in range(min(concurrency, len(numbered)))) if t is not None]
+        self._supervise(threads, start)
 
     def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]], rate: float) -> None:
         rng = random.Random(self.workload.seed * 1000003 + self.repeat)
@@ -472,8 +594,10 @@ class LoadRunner:
                 self.agent.cancel.wait(min(remaining, 0.05))
             if self._stop_reason is not None:
                 break
-            thread = threading.Thread(target=self._send, args=(index, spec, False), name="load-%d" % index,
-                                      daemon=True)
+            for name, error, detail in self._take_deaths():
+                self._report_death(name, error, detail, None)
+            thread = threading.Thread(target=self._sender(lambda i=index, s=spec: self._send_guarded(i, s, False)),
+                                      name="load-%d" % index, daemon=True)
             thread.start()
             threads = [t for t in threads if t.is_alive()] + [thread]
         self._supervise(threads)

@@ -336,5 +336,125 @@ class StreamErrorTest(StreamTestCase):
         self.assert_failed(result, "aborted by the scheduler")
 
 
+def max_overlap(requests: List[Dict[str, Any]]) -> int:
+    """Most requests in flight at once."""
+    edges = sorted([(r["t_start"], 1) for r in requests] + [(r["t_end"], -1) for r in requests])
+    in_flight = peak = 0
+    for _, step in edges:
+        in_flight += step
+        peak = max(peak, in_flight)
+    return peak
+
+
+class LoadTestCase(StreamTestCase):
+    def run_load(self, server: ScriptedServer, specs: List[RequestSpec], agent: Optional[FakeAgent] = None,
+                 warmup: bool = False, **workload_changes: Any) -> Tuple[FakeAgent, PointCounts, Optional[str]]:
+        agent = agent or FakeAgent()
+        changes = dict(concurrency=2)  # type: Dict[str, Any]
+        changes.update(workload_changes)
+        point = PointConfig("p", "p", None, 1, workload(**changes))
+        counts = PointCounts()
+        limit = point.workload.time_limit_s
+        runner = LoadRunner(agent, Endpoint(server.base_url, "completions", "m"), point, 0, counts,
+                            time.monotonic() + limit if limit else None)
+        stop = runner.run(specs, warmup=warmup, first_index=0)
+        return agent, counts, stop
+
+    @staticmethod
+    def specs(count: int, prompt: str = "hello there") -> List[RequestSpec]:
+        return [RequestSpec(prompt, 2, 16) for _ in range(count)]
+
+
+SLOW_STREAM = [SSE_CHUNKED, chunked(tokens(" a")), ("sleep", 0.25), chunked(tokens(" b")),
+               chunked(sse(text_chunk("", finish="stop"))), chunked(DONE), LAST_CHUNK]
+
+
+class NonObjectDataTest(LoadTestCase):
+    """`data: null` (or any JSON that is not an object) is ignored with a note; it never kills a sender."""
+
+    def test_data_that_is_not_an_object_is_ignored(self):
+        for value in (b"null", b"42", b'"text"', b"[1, 2]", b"true"):
+            with self.subTest(value=value):
+                result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(value), tokens(" b"),
+                                       sse(text_chunk("", finish="stop")), DONE])
+                self.assert_ok(result, 2)
+
+    def test_a_point_of_streams_with_data_null_loses_no_request_and_says_so_once(self):
+        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a"), b"data: null\n\n", ("sleep", 0.05),
+                             tokens(" b"), sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, stop = self.run_load(server, self.specs(6))
+        self.assertIsNone(stop)
+        requests = agent.events.of_type("request")
+        self.assertEqual(sorted(r["i"] for r in requests), list(range(6)))
+        self.assertTrue(all(r["ok"] for r in requests), requests)
+        self.assertEqual((counts.requests, counts.errors), (6, 0))
+        notes = [e for e in agent.events.of_type("log") if "not a JSON object" in e["msg"]]
+        self.assertEqual(len(notes), 1, agent.events.of_type("log"))
+        self.assertEqual(notes[0]["level"], "warn")
+        self.assertIn("null", notes[0]["msg"])
+
+
+class WorkerFailureTest(LoadTestCase):
+    """A request that raises inside the agent is a failed request, reported; its sender goes on, and a
+    sender that dies all the same is reported and replaced: the concurrency never drops silently."""
+
+    def patch_stream_request(self, fail: Callable[[RequestSpec], None]) -> None:
+        original = load.stream_request
+
+        def patched(endpoint, spec, workload, track):
+            fail(spec)
+            return original(endpoint, spec, workload, track)
+
+        load.stream_request = patched
+        self.addCleanup(setattr, load, "stream_request", original)
+
+    def test_a_request_that_raises_is_a_failed_request_and_the_sender_goes_on(self):
+        def fail(spec):
+            if spec.prompt == "boom":
+                raise RuntimeError("something inside the agent broke")
+
+        self.patch_stream_request(fail)
+        server = self.serve(SLOW_STREAM)
+        specs = self.specs(1, "boom") + self.specs(6)
+        agent, counts, stop = self.run_load(server, specs)
+        self.assertIsNone(stop)
+        requests = {r["i"]: r for r in agent.events.of_type("request")}
+        self.assertEqual(sorted(requests), list(range(7)))
+        self.assertFalse(requests[0]["ok"])
+        self.assertIn("internal error", requests[0]["error"])
+        self.assertIn("something inside the agent broke", requests[0]["error"])
+        self.assertEqual((counts.requests, counts.errors), (7, 1))
+        errors = agent.events.of_type("error")
+        self.assertEqual(len(errors), 1, errors)
+        self.assertEqual((errors[0]["where"], errors[0]["fatal"], errors[0]["point"]), ("load", False, "p"))
+        self.assertIn("RuntimeError", errors[0]["detail"])
+        # both senders kept sending: the six good requests ran two at a time
+        self.assertEqual(max_overlap([requests[i] for i in range(1, 7)]), 2)
+
+    def test_a_sender_that_dies_is_reported_and_replaced(self):
+        server = self.serve(SLOW_STREAM)
+        agent = FakeAgent()
+        emit = agent.events.emit
+        failures = [OSError("No space left on device")] * 2
+
+        def flaky_emit(event_type, **fields):
+            # the first request's event cannot be written, nor the failure that replaces it
+            if event_type == "request" and failures:
+                raise failures.pop()
+            return emit(event_type, **fields)
+
+        agent.events.emit = flaky_emit
+        agent, counts, stop = self.run_load(server, self.specs(7), agent=agent)
+        self.assertIsNone(stop)
+        requests = agent.events.of_type("request")
+        self.assertEqual(len(requests), 6)
+        errors = agent.events.of_type("error")
+        self.assertTrue(errors, "the dead sender was not reported")
+        self.assertTrue(any("No space left on device" in e["message"] and e["where"] == "load" for e in errors),
+                        errors)
+        self.assertTrue(any("another" in e["message"] for e in errors), errors)
+        self.assertEqual(max_overlap(requests[-4:]), 2)
+
+
 if __name__ == "__main__":
     unittest.main()
