@@ -115,5 +115,11 @@ export default tseslint.config(
     files: ['**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
+  {
+    name: 'wattbench/webview',
+    files: ['webview/**'],
+    // Core's max-len is deprecated (formatting moved to @stylistic) but still works in ESLint 9, and needs no plugin.
+    rules: { 'max-len': ['error', { code: 120 }] },
+  },
   ...layerConfigs,
 );

@@ -1,0 +1,102 @@
+// The result view's tables, one row per point (per run and point in a comparison).
+import type { PointSummary } from '../src/core/protocol/summary';
+import type { ResultRun } from '../src/core/protocol/webview';
+import { runCell, runHead } from './compare';
+import { esc, fmt, tds, ths } from './dom';
+
+/** A column: its heading and its cell for one row, both HTML. */
+type Column<T> = [heading: string, cell: (row: T) => string | number];
+
+/** The heading row and one row per item; `run` (in a comparison) adds a first column naming the run. */
+function table<T>(columns: Column<T>[], items: T[], run?: string): string {
+  const head = `<tr>${runHead(run)}${ths(columns.map(([heading]) => heading))}</tr>`;
+  return head + items.map((item) => `<tr>${runCell(run)}${tds(columns.map(([, cell]) => cell(item)))}</tr>`).join('');
+}
+
+type PointOf = { r: ResultRun; p: PointSummary };
+const pointsOf = (r: ResultRun): PointOf[] => r.summary.points.map((p) => ({ r, p }));
+const label = ({ r, p }: PointOf) => esc(r.labels[p.point] ?? p.point);
+
+const SUMMARY: Column<PointOf>[] = [
+  ['point', label],
+  ['status', ({ p }) => p.status],
+  ['time s', ({ p }) => fmt(p.window.duration_s)],
+  ['ok', ({ p }) => p.requests.ok],
+  ['err', ({ p }) => p.requests.errors],
+  ['in tok', ({ p }) => p.tokens.input],
+  ['out tok', ({ p }) => p.tokens.output],
+  ['tok/s', ({ p }) => fmt(p.throughput.output_tokens_per_s)],
+  ['req/s', ({ p }) => fmt(p.throughput.requests_per_s)],
+  ['TTFT p50 s', ({ p }) => fmt(p.latency.ttft_s?.p50)],
+  ['TTFT p99 s', ({ p }) => fmt(p.latency.ttft_s?.p99)],
+  ['ITL p50 s', ({ p }) => fmt(p.latency.itl_s?.p50)],
+  ['e2e p50 s', ({ p }) => fmt(p.latency.e2e_s?.p50)],
+  ['e2e p99 s', ({ p }) => fmt(p.latency.e2e_s?.p99)],
+  ['avg W', ({ p }) => fmt(p.energy.avg_power_w)],
+  ['peak W', ({ p }) => fmt(p.energy.peak_power_w)],
+  ['energy J', ({ p }) => fmt(p.energy.total_j, 4)],
+  ['idle J', ({ p }) => fmt(p.energy.idle_j, 4)],
+  ['dynamic J', ({ p }) => fmt(p.energy.dynamic_j, 4)],
+  ['J/token', ({ p }) => fmt(p.j_per_output_token)],
+  ['steady J/token', ({ p }) => fmt(p.steady?.j_per_output_token)],
+  ['J/resp', ({ p }) => fmt(p.j_per_response)],
+  ['$', ({ p }) => fmt(p.cost.usd, 2)],
+  ['gCO2', ({ p }) => fmt(p.cost.gco2)],
+  ['cap W', ({ p }) => fmt(p.power_cap_w)],
+];
+
+export const summaryRows = (r: ResultRun, run?: string) => table(SUMMARY, pointsOf(r), run);
+
+const prediction = ({ r, p }: PointOf) => r.predictions[p.point];
+/** The predicted J/token's error against the measured, in %. */
+function predictionError(row: PointOf): string {
+  const pred = prediction(row);
+  const { p } = row;
+  const measured = p.j_per_output_token;
+  const err = pred && Number.isFinite(measured) ? (pred.j_per_output_token / measured - 1) * 100 : NaN;
+  return Number.isFinite(err) ? `${err > 0 ? '+' : ''}${err.toFixed(1)}%` : '–';
+}
+
+const PREDICTION: Column<PointOf>[] = [
+  ['point', label],
+  ['basis', (row) => esc(prediction(row)?.basis ?? '–')],
+  ['J/token predicted', (row) => fmt(prediction(row)?.j_per_output_token)],
+  ['measured', ({ p }) => fmt(p.j_per_output_token)],
+  ['error', predictionError],
+  ['tok/s predicted', (row) => fmt(prediction(row)?.output_tokens_per_s)],
+  ['measured', ({ p }) => fmt(p.throughput.output_tokens_per_s)],
+  ['W predicted', (row) => fmt(prediction(row)?.avg_power_w)],
+  ['measured', ({ p }) => fmt(p.energy.avg_power_w)],
+];
+
+export const predictionRows = (r: ResultRun, run?: string) => table(PREDICTION, pointsOf(r), run);
+
+const denoised = ({ r, p }: PointOf) => r.denoised[p.point];
+
+const IDEALIZED: Column<PointOf>[] = [
+  ['point', label],
+  ['α (s)', ({ p }) => fmt(p.idealized?.alpha_s)],
+  ['β (s/token)', ({ p }) => fmt(p.idealized?.beta_s)],
+  ['requests fitted', ({ p }) => p.idealized?.n ?? '–'],
+  ['denoised α (s)', (row) => fmt(denoised(row)?.alpha_s)],
+  ['denoised β (s/token)', (row) => fmt(denoised(row)?.beta_s)],
+  ['overhead (s)', (row) => fmt(denoised(row)?.overhead_s)],
+  ['repeats', (row) => denoised(row)?.repeats ?? '–'],
+];
+
+export const idealizedRows = (r: ResultRun, run?: string) => table(IDEALIZED, pointsOf(r), run);
+
+/** Energy per node and GPU (several hosts or a Slurm allocation): each one measured, none extrapolated. */
+export function perGpuRows(r: ResultRun): string {
+  const gpus = new Map<string, number>();
+  for (const p of r.summary.points) {
+    for (const g of p.energy.per_gpu) gpus.set(g.gpu, (gpus.get(g.gpu) ?? 0) + g.energy_j);
+  }
+  if (gpus.size < 2) return '';
+  const idle = (g: string) => fmt(r.summary.idle_baseline?.per_gpu_w[g]);
+  const rows = [...gpus.entries()].map(([g, j]) => `<tr>${tds([esc(g), fmt(j, 4), idle(g)])}</tr>`);
+  return (
+    '<div class="card"><h2>Energy per node and GPU (J, all points)</h2><table id="per-gpu-table">' +
+    `<tr>${ths(['GPU', 'energy J', 'idle W'])}</tr>${rows.join('')}</table></div>`
+  );
+}
