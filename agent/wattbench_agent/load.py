@@ -253,6 +253,15 @@ class StreamParser:
                 reason, ": %s" % message if message else "")
 
 
+def _whole_count(value: Any) -> Optional[int]:
+    """A token count from a usage report: a whole number >= 0, else None (not coerced)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    return int(value) if value >= 0 else None
+
+
 def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
                    track: Callable[[Optional[socket.socket]], None]) -> Dict[str, Any]:
     """Send one streamed request and time its tokens. `track(sock)` registers the connection's socket so
@@ -310,18 +319,18 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
         track(None)
     latency = time.monotonic() - m_start
     arrivals = parser.arrivals
-    usage = parser.usage
-    output_tokens = len(arrivals)
-    prompt_tokens = spec.prompt_tokens
-    if usage:
-        output_tokens = int(usage.get("completion_tokens", output_tokens) or 0)
-        prompt_tokens = int(usage.get("prompt_tokens", prompt_tokens) or 0)
+    usage = parser.usage or {}
+    completion_tokens = _whole_count(usage.get("completion_tokens"))
+    reported_prompt_tokens = _whole_count(usage.get("prompt_tokens"))
     return {
         "ok": error is None,
         "t_start": t_start,
         "t_end": t_start + latency,
-        "prompt_tokens": prompt_tokens,
-        "output_tokens": output_tokens,
+        "prompt_tokens": reported_prompt_tokens if reported_prompt_tokens is not None else spec.prompt_tokens,
+        # without a usage report: the chunks that carried text, one token each only if the server
+        # streams token by token (several per chunk with speculative decoding or a stream interval)
+        "output_tokens": completion_tokens if completion_tokens is not None else len(arrivals),
+        "tokens_from": "usage" if completion_tokens is not None else "chunks",
         "ttft_s": round(arrivals[0] - m_start, 6) if arrivals else None,
         "latency_s": round(latency, 6),
         "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
@@ -335,8 +344,20 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
 
 @dataclass
 class PointCounts:
+    """A point's measured requests (warm-up ones are not counted), for its `point` end event."""
     requests: int = 0
     errors: int = 0
+    http: bool = False  # LoadRunner sent them (a command workload reports its own requests)
+    tokens_usage: int = 0  # successful requests whose output tokens came from the server's usage report
+    tokens_chunks: int = 0  # ... and those counted by chunks
+
+    def end_fields(self) -> Dict[str, Any]:
+        """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
+        fields = {}  # type: Dict[str, Any]
+        if self.http and (self.tokens_usage or self.tokens_chunks):
+            fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
+                                     else "usage" if self.tokens_usage else "chunks")
+        return fields
 
 
 STOP_TEXT = {"cancelled": "cancelled", "timeout": "point time limit reached", "server": "the server died"}
@@ -425,7 +446,8 @@ class LoadRunner:
             now = time.time()
             self.agent.events.emit("request", point=self.point.id, repeat=self.repeat, i=index, warmup=warmup,
                                    ok=False, t_start=now, t_end=now, prompt_tokens=spec.prompt_tokens,
-                                   output_tokens=0, ttft_s=None, latency_s=0.0, itl_s=[], error=message)
+                                   output_tokens=0, tokens_from="chunks", ttft_s=None, latency_s=0.0, itl_s=[],
+                                   error=message)
             self._count(warmup, ok=False)
 
     def _sender(self, body: Callable[[], None]) -> Callable[[], None]:
@@ -466,12 +488,17 @@ class LoadRunner:
         self.agent.events.emit("log", level="warn", source="agent",
                                msg="point %s: %s (noted once per point)" % (self.point.id, message))
 
-    def _count(self, warmup: bool, ok: bool) -> None:
+    def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None) -> None:
         if not warmup:
             with self._lock:
+                self.counts.http = True
                 self.counts.requests += 1
                 if not ok:
                     self.counts.errors += 1
+                elif tokens_from == "usage":
+                    self.counts.tokens_usage += 1
+                elif tokens_from == "chunks":
+                    self.counts.tokens_chunks += 1
 
     def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
         holder = {}  # type: Dict[str, Any]
@@ -504,7 +531,7 @@ class LoadRunner:
             event["error"] = error
         self.agent.events.emit("request", **event)
         done["emitted"] = True
-        self._count(warmup, result["ok"])
+        self._count(warmup, result["ok"], result["tokens_from"])
 
     def _supervise(self, threads: List[threading.Thread],
                    replace: Optional[Callable[[], Optional[threading.Thread]]] = None) -> None:

@@ -407,7 +407,7 @@ class AgentRun:
             raise
         finally:
             self.events.emit("point", point=point.id, repeat=repeat, state="end", status=status,
-                             requests=counts.requests, errors=counts.errors)
+                             requests=counts.requests, errors=counts.errors, **counts.end_fields())
             self.current_point = None
 
     def _apply_cap(self, point: PointConfig, repeat: int) -> bool:

@@ -439,7 +439,7 @@ class WorkerFailureTest(LoadTestCase):
 
         def flaky_emit(event_type, **fields):
             # the first request's event cannot be written, nor the failure that replaces it
-            if event_type == "request" and failures:
+            if event_type == "request" and fields.get("i") == 0 and failures:
                 raise failures.pop()
             return emit(event_type, **fields)
 
@@ -454,6 +454,89 @@ class WorkerFailureTest(LoadTestCase):
                         errors)
         self.assertTrue(any("another" in e["message"] for e in errors), errors)
         self.assertEqual(max_overlap(requests[-4:]), 2)
+
+
+class TokenCountTest(LoadTestCase):
+    """Output tokens come from the server's usage report when it sends one; otherwise they are the count
+    of chunks that carried text, and every request and point says which."""
+
+    def test_usage_is_asked_for_on_both_apis(self):
+        for api in ("completions", "chat"):
+            with self.subTest(api=api):
+                self.request([SSE_UNTIL_CLOSE, sse(text_chunk(" a", finish="stop")), DONE], api=api)
+                body = self.server.posts()[0]["body"]
+                self.assertEqual(body["stream_options"], {"include_usage": True})
+                self.assertTrue(body["stream"])
+
+    def test_tokens_from_usage(self):
+        # two chunks carried five tokens (a server that streams several tokens per chunk)
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a b", " c d e"), sse(text_chunk("", finish="length")),
+                               sse(usage_chunk(4, 5)), DONE])
+        self.assert_ok(result, 5)
+        self.assertEqual(result["prompt_tokens"], 4)
+        self.assertEqual(result["tokens_from"], "usage")
+
+    def test_tokens_from_chunks_without_usage(self):
+        result = self.request([SSE_UNTIL_CLOSE, tokens(" a", " b", " c"), sse(text_chunk("", finish="stop")),
+                               DONE])
+        self.assert_ok(result, 3)
+        self.assertEqual(result["prompt_tokens"], SPEC.prompt_tokens)
+        self.assertEqual(result["tokens_from"], "chunks")
+
+    def test_a_usage_without_a_whole_completion_count_is_not_used(self):
+        for completion in ("5", -1, True, None, 2.5):
+            with self.subTest(completion=completion):
+                usage = {"id": "x", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": completion}}
+                result = self.request([SSE_UNTIL_CLOSE, tokens(" a", " b"), sse(text_chunk("", finish="stop")),
+                                       sse(usage), DONE])
+                self.assert_ok(result, 2)
+                self.assertEqual(result["tokens_from"], "chunks")
+
+    def test_request_events_and_the_point_say_how_tokens_were_counted(self):
+        def script(n, request):
+            usage = [sse(usage_chunk(2, 2))] if n % 2 == 0 else []
+            return [SSE_UNTIL_CLOSE, tokens(" a", " b"), sse(text_chunk("", finish="stop"))] + usage + [DONE]
+
+        server = self.serve(script)
+        agent, counts, _ = self.run_load(server, self.specs(4), concurrency=1)
+        requests = sorted(agent.events.of_type("request"), key=lambda r: r["i"])
+        self.assertEqual([r["tokens_from"] for r in requests], ["usage", "chunks", "usage", "chunks"])
+        self.assertEqual(counts.end_fields()["tokens_from"], "mixed")
+
+        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, _ = self.run_load(server, self.specs(3))
+        self.assertEqual(counts.end_fields()["tokens_from"], "chunks")
+        # warm-up requests are not the point's
+        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, _ = self.run_load(server, self.specs(3), warmup=True)
+        self.assertNotIn("tokens_from", counts.end_fields())
+
+
+class PointEndTest(AgentTestCase):
+    """The agent, run as it ships, against the scripted server: what a point's end event says."""
+
+    def run_against(self, server: ScriptedServer, points: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        job = self.make_job(points, telemetry={"source": "sim", "interval_s": 0.1, "idle_baseline_s": 0})
+        job["server"] = {"sim": False, "command": None, "base_url": server.base_url, "api": "completions",
+                         "model": "m", "ready_timeout_s": 5, "env": {}}
+        result = self.run_agent(job)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        events = self.events(result.run_dir)
+        self.assert_well_formed(events)
+        return events
+
+    def test_a_point_without_usage_says_its_tokens_are_chunks(self):
+        server = ScriptedServer(lambda n, request: [SSE_UNTIL_CLOSE, tokens(" a", " b"),
+                                                    sse(text_chunk("", finish="stop")), DONE])
+        self.addCleanup(server.close)
+        events = self.run_against(server, [http_point("plain", num_prompts=3, warmup_requests=1)])
+        requests = self.of_type(events, "request", point="plain")
+        self.assertEqual(len(requests), 4)
+        self.assertTrue(all(r["ok"] and r["tokens_from"] == "chunks" and r["output_tokens"] == 2
+                            for r in requests), requests)
+        end = self.of_type(events, "point", state="end")[0]
+        self.assertEqual((end["status"], end["requests"], end["errors"], end["tokens_from"]),
+                         ("ok", 3, 0, "chunks"))
 
 
 if __name__ == "__main__":
