@@ -617,8 +617,8 @@ def hello_fields(telemetry: Telemetry, run_id: Optional[str], gpus: List[Dict[st
     return {
         "run_id": run_id, "host": socket.gethostname(), "agent_version": AGENT_VERSION,
         "python": platform.python_version(), "pid": os.getpid(), "pgid": os.getpgid(0),
-        "driver": telemetry.driver, "telemetry": {"source": telemetry.source, "interval_s": interval_s,
-                      "power_reading": getattr(telemetry, "power_reading", "instant")},
+        "driver": telemetry.driver, "telemetry": dict({"source": telemetry.source, "interval_s": interval_s},
+                                                      **telemetry.power_fields(gpus)),
         "simulated": simulated,
         "capabilities": telemetry.capabilities + ["http_load", "command_load", "sim_server"],
         "gpus": gpus,

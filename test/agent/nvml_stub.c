@@ -1,15 +1,31 @@
 /*
  * A stand-in libnvidia-ml.so.1 for the agent's tests: the NVML calls telemetry/nvml.py makes, on
- * fake GPUs. Built by test_telemetry.py with `cc -shared -fPIC -o libnvidia-ml.so.1 nvml_stub.c`.
+ * fake GPUs, with NVML's documented return codes (nvml.h). Built by test_telemetry.py with
+ * `cc -shared -fPIC -o libnvidia-ml.so.1 nvml_stub.c`; with -DSTUB_OLD_DRIVER it is a driver from before
+ * nvmlDeviceGetFieldValues and nvmlDeviceGetMigMode existed (the symbols are missing).
  *
- * NVML_STUB_COUNT  number of GPUs (default 2)
- * NVML_STUB_STATE  file holding the power limits in mW, one per line; set limits are written back, so a
- *                  limit outlives the process like a real one does until the driver reloads
+ * NVML_STUB_COUNT   number of GPUs (default 2)
+ * NVML_STUB_STATE   file holding the power limits in mW, one per line; set limits are written back, so a
+ *                   limit outlives the process like a real one does until the driver reloads
+ * NVML_STUB_CC      compute capability per GPU, comma-separated (default 9.0 each: Hopper). Decides what
+ *                   the driver reports, as nvml.h documents it: nvmlDeviceGetPowerUsage is the power
+ *                   averaged over 1 s above 8.0 (Ampere except GA100, and newer) and instantaneous up to
+ *                   8.0; NVML_FI_DEV_POWER_AVERAGE exists only above 8.0; MIG only from 8.0 (Ampere).
+ * NVML_STUB_INSTANT 1/0 per GPU (default 1): whether NVML_FI_DEV_POWER_INSTANT is supported; 0 answers it
+ *                   with nvmlReturn NVML_ERROR_NOT_SUPPORTED, like a driver that does not have it
+ * NVML_STUB_MIG     1/0 per GPU (default 0): current MIG mode (utilisation is then NOT_SUPPORTED)
+ * NVML_STUB_WOBBLE_W  amplitude in W of a 0.5 s sine on top of each GPU's power (default 0): instant
+ *                   readings move, the 1 s average (two whole periods) does not
+ * NVML_STUB_HANDLE_ERROR  "INDEX:CODE": nvmlDeviceGetHandleByIndex_v2(INDEX) fails with CODE
+ * NVML_STUB_LOST    file listing GPU indices, one per line, that have fallen off the bus while the file
+ *                   exists: every call about them answers NVML_ERROR_GPU_IS_LOST
  *
- * GPU i draws min(limit, 100 W + 10 W * i). Its energy counter (mJ) is that power times the wall-clock
- * time, so counter differences divided by time give the power back. GPU 1 has no energy counter
- * (NVML_ERROR_NOT_SUPPORTED, like a pre-Volta GPU).
+ * GPU i draws min(limit, 100 W + 10 W * i) (+ the wobble). Its energy counter (mJ) is the exact integral
+ * of that power over wall-clock time, so counter differences divided by time give the mean power back.
+ * GPU 1 has no energy counter (NVML_ERROR_NOT_SUPPORTED, like a pre-Volta GPU).
  */
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,25 +36,92 @@
 #define NVML_ERROR_UNINITIALIZED 1
 #define NVML_ERROR_INVALID_ARGUMENT 2
 #define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NO_PERMISSION 4
+#define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_ERROR_UNKNOWN 999
+
+#define NVML_VALUE_TYPE_DOUBLE 0
+#define NVML_VALUE_TYPE_UNSIGNED_INT 1
+#define NVML_VALUE_TYPE_UNSIGNED_LONG_LONG 3
+
+#define NVML_FI_DEV_POWER_AVERAGE 185
+#define NVML_FI_DEV_POWER_INSTANT 186
 
 #define MAX_GPUS 8
 #define DEFAULT_LIMIT_MW 300000u
 #define MIN_LIMIT_MW 100000u
 #define MAX_LIMIT_MW 350000u
+#define WOBBLE_PERIOD_S 0.5
 
 typedef struct nvmlDevice_st *nvmlDevice_t;
 typedef struct { unsigned int gpu; unsigned int memory; } nvmlUtilization_t;
 typedef struct { unsigned long long total; unsigned long long free; unsigned long long used; } nvmlMemory_t;
 
+/* nvml.h's nvmlValue_t and nvmlFieldValue_t, member for member. */
+typedef union {
+    double dVal;
+    int siVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    signed long long sllVal;
+    unsigned short usVal;
+} nvmlValue_t;
+
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;
+    long long timestamp;
+    long long latencyUsec;
+    int valueType;  /* nvmlValueType_t */
+    int nvmlReturn; /* nvmlReturn_t */
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+
 static int initialized = 0;
 static unsigned int gpu_count = 2;
 static unsigned int limits_mw[MAX_GPUS];
+static int cc_major[MAX_GPUS], cc_minor[MAX_GPUS];
+static int has_instant[MAX_GPUS];
+static int mig_mode[MAX_GPUS];
+static double wobble_w = 0.0;
+static int handle_error_index = -1, handle_error_code = 0;
+
+/* Fills out[0..n) from a comma-separated list of integers; missing entries keep their value. */
+static void parse_ints(const char *text, int *out, int n) {
+    for (int i = 0; text && *text && i < n; i++) {
+        char *end;
+        long value = strtol(text, &end, 10);
+        if (end != text) out[i] = (int)value;
+        text = strchr(end, ',');
+        if (text) text++;
+    }
+}
 
 static void load_state(void) {
     const char *count = getenv("NVML_STUB_COUNT");
     gpu_count = count ? (unsigned int)atoi(count) : 2;
     if (gpu_count > MAX_GPUS) gpu_count = MAX_GPUS;
-    for (unsigned int i = 0; i < MAX_GPUS; i++) limits_mw[i] = DEFAULT_LIMIT_MW;
+    for (unsigned int i = 0; i < MAX_GPUS; i++) {
+        limits_mw[i] = DEFAULT_LIMIT_MW;
+        cc_major[i] = 9;
+        cc_minor[i] = 0;
+        has_instant[i] = 1;
+        mig_mode[i] = 0;
+    }
+    const char *cc = getenv("NVML_STUB_CC");
+    for (int i = 0; cc && *cc && i < MAX_GPUS; i++) {
+        if (sscanf(cc, "%d.%d", &cc_major[i], &cc_minor[i]) < 1) break;
+        cc = strchr(cc, ',');
+        if (cc) cc++;
+    }
+    parse_ints(getenv("NVML_STUB_INSTANT"), has_instant, MAX_GPUS);
+    parse_ints(getenv("NVML_STUB_MIG"), mig_mode, MAX_GPUS);
+    const char *wobble = getenv("NVML_STUB_WOBBLE_W");
+    wobble_w = wobble ? atof(wobble) : 0.0;
+    const char *handle_error = getenv("NVML_STUB_HANDLE_ERROR");
+    if (!handle_error || sscanf(handle_error, "%d:%d", &handle_error_index, &handle_error_code) != 2)
+        handle_error_index = -1;
     const char *path = getenv("NVML_STUB_STATE");
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f) return;
@@ -56,6 +139,18 @@ static void save_state(void) {
     fclose(f);
 }
 
+static int is_lost(int index) {
+    const char *path = getenv("NVML_STUB_LOST");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    int lost = 0, value;
+    while (fscanf(f, "%d", &value) == 1) {
+        if (value == index) lost = 1;
+    }
+    fclose(f);
+    return lost;
+}
+
 /* Handles are 1-based indices disguised as pointers. */
 static int index_of(nvmlDevice_t device) {
     intptr_t index = (intptr_t)device - 1;
@@ -65,12 +160,32 @@ static int index_of(nvmlDevice_t device) {
 #define DEVICE_OR_FAIL(device, index)                  \
     int index = index_of(device);                      \
     if (!initialized) return NVML_ERROR_UNINITIALIZED; \
-    if (index < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    if (index < 0) return NVML_ERROR_INVALID_ARGUMENT; \
+    if (is_lost(index)) return NVML_ERROR_GPU_IS_LOST;
 
-static unsigned int power_mw(int index) {
+static double now_s(void) {
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)now.tv_sec + now.tv_usec / 1e6;
+}
+
+/* Power before the wobble, in mW. */
+static unsigned int base_mw(int index) {
     unsigned int demand = 100000u + 10000u * (unsigned int)index;
     return demand < limits_mw[index] ? demand : limits_mw[index];
 }
+
+static const double TWO_PI = 6.283185307179586;
+
+static double instant_mw(int index, double t) {
+    return base_mw(index) + 1000.0 * wobble_w * sin(TWO_PI * t / WOBBLE_PERIOD_S);
+}
+
+/* The mean over the second before t: two whole periods of the wobble, so the base power. */
+static double average_mw(int index) { return base_mw(index); }
+
+/* Averaged power on Ampere (except GA100) and newer, i.e. above compute capability 8.0. */
+static int averages_power(int index) { return cc_major[index] * 10 + cc_minor[index] > 80; }
 
 int nvmlInit_v2(void) { load_state(); initialized = 1; return NVML_SUCCESS; }
 int nvmlShutdown(void) { initialized = 0; return NVML_SUCCESS; }
@@ -81,6 +196,8 @@ const char *nvmlErrorString(int result) {
     case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
     case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
     case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+    case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
+    case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
     default: return "Unknown Error";
     }
 }
@@ -99,6 +216,8 @@ int nvmlDeviceGetCount_v2(unsigned int *count) {
 int nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device) {
     if (!initialized) return NVML_ERROR_UNINITIALIZED;
     if (index >= gpu_count) return NVML_ERROR_INVALID_ARGUMENT;
+    if ((int)index == handle_error_index) return handle_error_code;
+    if (is_lost((int)index)) return NVML_ERROR_GPU_IS_LOST;
     *device = (nvmlDevice_t)(intptr_t)(index + 1);
     return NVML_SUCCESS;
 }
@@ -115,19 +234,60 @@ int nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length) {
     return NVML_SUCCESS;
 }
 
-int nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *milliwatts) {
+int nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *minor) {
     DEVICE_OR_FAIL(device, index)
-    *milliwatts = power_mw(index);
+    *major = cc_major[index];
+    *minor = cc_minor[index];
     return NVML_SUCCESS;
 }
+
+int nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *milliwatts) {
+    DEVICE_OR_FAIL(device, index)
+    double mw = averages_power(index) ? average_mw(index) : instant_mw(index, now_s());
+    *milliwatts = (unsigned int)(mw + 0.5);
+    return NVML_SUCCESS;
+}
+
+#ifndef STUB_OLD_DRIVER
+int nvmlDeviceGetFieldValues(nvmlDevice_t device, int valuesCount, nvmlFieldValue_t *values) {
+    DEVICE_OR_FAIL(device, index)
+    if (!values || valuesCount < 0) return NVML_ERROR_INVALID_ARGUMENT;
+    double t = now_s();
+    for (int k = 0; k < valuesCount; k++) {
+        nvmlFieldValue_t *v = &values[k];
+        v->timestamp = (long long)(t * 1e6);
+        v->latencyUsec = 0;
+        v->valueType = NVML_VALUE_TYPE_UNSIGNED_INT;
+        if (v->fieldId == NVML_FI_DEV_POWER_INSTANT) {
+            v->nvmlReturn = has_instant[index] ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+            v->value.uiVal = (unsigned int)(instant_mw(index, t) + 0.5);
+        } else if (v->fieldId == NVML_FI_DEV_POWER_AVERAGE) {
+            v->nvmlReturn = averages_power(index) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
+            v->value.uiVal = (unsigned int)(average_mw(index) + 0.5);
+        } else {
+            v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED; /* a field this stub does not model */
+        }
+    }
+    return NVML_SUCCESS;
+}
+
+int nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *currentMode, unsigned int *pendingMode) {
+    DEVICE_OR_FAIL(device, index)
+    if (!currentMode || !pendingMode) return NVML_ERROR_INVALID_ARGUMENT;
+    if (cc_major[index] < 8) return NVML_ERROR_NOT_SUPPORTED; /* "For Ampere or newer fully supported devices" */
+    *currentMode = (unsigned int)mig_mode[index];
+    *pendingMode = (unsigned int)mig_mode[index];
+    return NVML_SUCCESS;
+}
+#endif
 
 int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *millijoules) {
     DEVICE_OR_FAIL(device, index)
     if (index == 1) return NVML_ERROR_NOT_SUPPORTED;
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    double seconds = (double)now.tv_sec + now.tv_usec / 1e6;
-    *millijoules = (unsigned long long)(power_mw(index) / 1000.0 * seconds * 1000.0);
+    double t = now_s();
+    /* the integral of base + A sin(2 pi t / P): base t + A P / (2 pi) (1 - cos(2 pi t / P)) */
+    double wobble_mj = 1000.0 * wobble_w * WOBBLE_PERIOD_S / TWO_PI * (1.0 - cos(TWO_PI * t / WOBBLE_PERIOD_S));
+    *millijoules = (unsigned long long)(base_mw(index) * t + wobble_mj);
     return NVML_SUCCESS;
 }
 
@@ -161,6 +321,8 @@ int nvmlDeviceSetPowerManagementLimit(nvmlDevice_t device, unsigned int limit) {
 
 int nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
     DEVICE_OR_FAIL(device, index)
+    /* nvml.h: "On MIG-enabled GPUs, querying device utilization rates is not currently supported." */
+    if (mig_mode[index]) return NVML_ERROR_NOT_SUPPORTED;
     utilization->gpu = 42;
     utilization->memory = 17;
     return NVML_SUCCESS;
@@ -186,4 +348,18 @@ int nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     memory->used = 1ull * 1024 * 1024 * 1024;
     memory->free = memory->total - memory->used;
     return NVML_SUCCESS;
+}
+
+/* Not NVML: the C compiler's layout of nvmlFieldValue_t (sizeof, then each member's offset), for the test
+ * that the agent's ctypes struct matches it byte for byte. */
+int wattbenchStubFieldValueLayout(unsigned long long *out) {
+    out[0] = sizeof(nvmlFieldValue_t);
+    out[1] = offsetof(nvmlFieldValue_t, fieldId);
+    out[2] = offsetof(nvmlFieldValue_t, scopeId);
+    out[3] = offsetof(nvmlFieldValue_t, timestamp);
+    out[4] = offsetof(nvmlFieldValue_t, latencyUsec);
+    out[5] = offsetof(nvmlFieldValue_t, valueType);
+    out[6] = offsetof(nvmlFieldValue_t, nvmlReturn);
+    out[7] = offsetof(nvmlFieldValue_t, value);
+    return 8;
 }

@@ -54,6 +54,29 @@ row 0; row 1
 """
 
 
+def build_nvml_stub(directory, *defines):
+    """Compiles nvml_stub.c into DIRECTORY/libnvidia-ml.so.1 (with -D for each of `defines`); skips the test
+    class when there is no C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not compiler:
+        raise unittest.SkipTest("no C compiler (cc, gcc or clang) to build the stub libnvidia-ml.so.1")
+    lib = os.path.join(directory, "libnvidia-ml.so.1")
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1"] + ["-D" + d for d in defines]
+                   + ["-o", lib, os.path.join(HERE, "nvml_stub.c"), "-lm"], check=True)
+    return lib
+
+
+def write_fake_nvidia_smi(directory):
+    """The fake nvidia-smi above as DIRECTORY/nvidia-smi, and its state directory DIRECTORY/smi-state."""
+    smi = os.path.join(directory, "nvidia-smi")
+    with open(smi, "w") as f:
+        f.write(FAKE_NVIDIA_SMI)
+    os.chmod(smi, 0o755)
+    state = os.path.join(directory, "smi-state")
+    os.makedirs(state, exist_ok=True)
+    return smi, state
+
+
 def processes_mentioning(text):
     found = []
     for name in os.listdir("/proc"):
@@ -70,13 +93,12 @@ def processes_mentioning(text):
 class NvmlStubTest(AgentTestCase):
     @classmethod
     def setUpClass(cls):
-        compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-        if not compiler:
-            raise unittest.SkipTest("no C compiler (cc, gcc or clang) to build the stub libnvidia-ml.so.1")
         cls.lib_dir = tempfile.mkdtemp(prefix="wattbench-nvml-stub-")
-        cls.lib = os.path.join(cls.lib_dir, "libnvidia-ml.so.1")
-        subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", cls.lib, os.path.join(HERE, "nvml_stub.c")],
-                       check=True)
+        try:
+            cls.lib = build_nvml_stub(cls.lib_dir)
+        except BaseException:
+            shutil.rmtree(cls.lib_dir, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):
@@ -144,12 +166,7 @@ class NvmlStubTest(AgentTestCase):
 class NvidiaSmiTest(AgentTestCase):
     def setUp(self):
         super().setUp()
-        self.smi = os.path.join(self.tmp, "nvidia-smi")
-        with open(self.smi, "w") as f:
-            f.write(FAKE_NVIDIA_SMI)
-        os.chmod(self.smi, 0o755)
-        self.smi_state = os.path.join(self.tmp, "smi-state")
-        os.mkdir(self.smi_state)
+        self.smi, self.smi_state = write_fake_nvidia_smi(self.tmp)
         self.env.update({"WATTBENCH_NVIDIA_SMI": self.smi, "FAKE_SMI_STATE": self.smi_state,
                          "WATTBENCH_NVML_LIB": os.path.join(self.tmp, "no-such-libnvidia-ml.so.1")})
 

@@ -29,14 +29,14 @@ class RocmSmiTelemetry(Telemetry):
         super().__init__()
         self.exe = os.environ.get("WATTBENCH_ROCM_SMI") or shutil.which("rocm-smi")
         if not self.exe or not os.access(self.exe, os.X_OK):
-            raise TelemetryUnavailable("rocm-smi not on PATH")
+            raise TelemetryUnavailable("rocm-smi not on PATH", absent=True)
         try:
             info = self._json(["--showproductname", "--showmaxpower", "--showmeminfo", "vram"])
         except TelemetryError as e:
             raise TelemetryUnavailable(str(e))
         self._cards = self._cards_of(info)
         if not self._cards:
-            raise TelemetryUnavailable("rocm-smi found no GPUs")
+            raise TelemetryUnavailable("rocm-smi found no GPUs", absent=True)
         self._info = info
         self.driver = "rocm-smi"
         self.capabilities = ["power", "power_limit", "util", "temp"]
@@ -124,13 +124,13 @@ class AmdSmiTelemetry(RocmSmiTelemetry):
         Telemetry.__init__(self)
         self.exe = os.environ.get("WATTBENCH_AMD_SMI") or shutil.which("amd-smi")
         if not self.exe or not os.access(self.exe, os.X_OK):
-            raise TelemetryUnavailable("amd-smi not on PATH")
+            raise TelemetryUnavailable("amd-smi not on PATH", absent=True)
         try:
             self._metrics = self._metric_list()
         except TelemetryError as e:
             raise TelemetryUnavailable(str(e))
         if not self._metrics:
-            raise TelemetryUnavailable("amd-smi found no GPUs")
+            raise TelemetryUnavailable("amd-smi found no GPUs", absent=True)
         self.driver = "amd-smi"
         self.capabilities = ["power"]
 

@@ -11,9 +11,14 @@ from .sim import SimTelemetry
 from .smi import NvidiaSmiTelemetry
 
 
+BACKEND_NAMES = {NvmlTelemetry: "NVML", NvidiaSmiTelemetry: "nvidia-smi", RocmSmiTelemetry: "rocm-smi",
+                 AmdSmiTelemetry: "amd-smi"}
+
+
 def open_telemetry(source: str, sim_profile: Optional[Dict[str, Any]] = None,
                    sim_dir: Optional[str] = None) -> Telemetry:
-    """The backend for `source`; `auto` tries NVML, nvidia-smi, then AMD's tools.
+    """The backend for `source`; `auto` tries NVML, nvidia-smi, then AMD's tools, and the one it uses warns
+    why it is not an earlier one that is there but failed (e.g. NVML cannot open a GPU).
 
     Raises TelemetryUnavailable saying why nothing could be used."""
     if source == "sim":
@@ -31,11 +36,18 @@ def open_telemetry(source: str, sim_profile: Optional[Dict[str, Any]] = None,
     if source != "auto":
         raise TelemetryUnavailable("unknown telemetry source %r" % source)
     reasons = []
+    passed_over = []  # backends that are there but failed: the one used says why it is not them
     for backend in (NvmlTelemetry, NvidiaSmiTelemetry, RocmSmiTelemetry, AmdSmiTelemetry):
         try:
-            return backend()
+            telemetry = backend()
         except TelemetryUnavailable as e:
             reasons.append(str(e))
+            if not e.absent:
+                passed_over.append("%s not used (%s)" % (BACKEND_NAMES[backend], e))
+            continue
+        telemetry.warnings[:0] = ["%s: telemetry.source auto falls back to %s" % (why, BACKEND_NAMES[backend])
+                                  for why in passed_over]
+        return telemetry
     error = TelemetryUnavailable("no GPU telemetry found: %s, %s; set telemetry.source: sim to simulate"
                                  % (reasons[0], reasons[1]))
     error.detail = "AMD: %s" % "; ".join(reasons[2:])  # type: ignore[attr-defined]

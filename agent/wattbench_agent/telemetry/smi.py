@@ -37,19 +37,19 @@ class NvidiaSmiTelemetry(Telemetry):
         override = os.environ.get("WATTBENCH_NVIDIA_SMI")
         if override:
             if not os.access(override, os.X_OK):
-                raise TelemetryUnavailable("nvidia-smi not found at %s" % override)
+                raise TelemetryUnavailable("nvidia-smi not found at %s" % override, absent=True)
             self.exe = override
         else:
             found = shutil.which("nvidia-smi")
             if not found:
-                raise TelemetryUnavailable("nvidia-smi not on PATH")
+                raise TelemetryUnavailable("nvidia-smi not on PATH", absent=True)
             self.exe = found
         try:
             rows = self._query(SMI_FIELDS + ("driver_version",))
         except TelemetryError as e:
             raise TelemetryUnavailable(str(e))
         if not rows:
-            raise TelemetryUnavailable("nvidia-smi found no GPUs")
+            raise TelemetryUnavailable("nvidia-smi found no GPUs", absent=True)
         self._static = {int(r["index"]): r for r in rows}
         self.driver = rows[0].get("driver_version") or "unknown"
         self.capabilities = ["power", "power_limit", "util", "clocks", "temp"]
