@@ -13,6 +13,14 @@ from .helpers import AgentTestCase, command_point, http_point
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # A fake nvidia-smi: two GPUs, power limits kept in $FAKE_SMI_STATE/limit<i>, `-lms` streams like the real one.
+# GPU i draws 80.50 + 10 i W at this instant and averaged 79.25 + 10 i W over the last second. As
+# `nvidia-smi --help-query-gpu` documents: power.draw is that 1 s average on Ampere and newer (compute capability
+# from 8.0; FAKE_SMI_CC, default "9.0 9.0") and the instant power on older GPUs; power.draw.average exists only
+# above 8.0 (Ampere except GA100); power.draw.instant always. FAKE_SMI_OLD=1: a driver from before R535 that
+# does not know power.draw.instant nor power.draw.average and, like the real one, refuses the whole query with
+# 'Field "NAME" is not a valid field to query.' (on stdout, non-zero exit). FAKE_SMI_MIG: mig.mode.current per
+# GPU ("Enabled Disabled"; default Disabled, [N/A] before Ampere). $FAKE_SMI_STATE/lost lists GPUs that have
+# fallen off the bus: a line saying so replaces their row, and a one-shot query then exits 15.
 FAKE_NVIDIA_SMI = r"""#!/bin/sh
 state="${FAKE_SMI_STATE:?}"
 echo "$*" >> "$state/calls"
@@ -31,13 +39,40 @@ if [ -n "$limit" ]; then
   echo "Power limit for GPU $index was set to $limit W from previous value."
   exit 0
 fi
+if [ -n "$FAKE_SMI_OLD" ]; then
+  old_ifs="$IFS"; IFS=","
+  for f in $fields; do
+    case "$f" in
+      power.draw.instant|power.draw.average) echo "Field \"$f\" is not a valid field to query."; echo; exit 2 ;;
+    esac
+  done
+  IFS="$old_ifs"
+fi
+nth() { n="$1"; shift; eval "v=\${$((n + 1)):-}"; echo "$v"; }
 current_limit() { if [ -f "$state/limit$1" ]; then cat "$state/limit$1"; else echo 250.00; fi; }
+lost() { [ -f "$state/lost" ] && grep -qx "$1" "$state/lost"; }
+status=0
 row() {
+  if lost "$1"; then
+    echo "Unable to determine the device handle for GPU 0000:0$1:00.0: GPU is lost." \
+      "Reboot the system to recover this GPU"
+    status=15
+    return
+  fi
+  cc="$(nth "$1" ${FAKE_SMI_CC:-9.0 9.0})"; major="${cc%%.*}"
+  instant="$((80 + $1 * 10)).50"; average="$((79 + $1 * 10)).25"
+  if [ "$major" -ge 8 ]; then
+    draw="$average"; mig="$(nth "$1" ${FAKE_SMI_MIG:-Disabled Disabled})"
+  else
+    draw="$instant"; mig="[N/A]"
+  fi
+  if [ "$cc" = "8.0" ] || [ "$major" -lt 8 ]; then average="[N/A]"; fi
   out=""; old_ifs="$IFS"; IFS=","
   for f in $fields; do
     case "$f" in
       index) v="$1" ;; name) v="NVIDIA Fake A100" ;; uuid) v="GPU-fake-$1" ;; memory.total) v=40960 ;;
-      power.draw) v="$((80 + $1 * 10)).50" ;; power.limit) v="$(current_limit "$1")" ;;
+      power.draw) v="$draw" ;; power.draw.instant) v="$instant" ;; power.draw.average) v="$average" ;;
+      power.limit) v="$(current_limit "$1")" ;; compute_cap) v="$cc" ;; mig.mode.current) v="$mig" ;;
       power.default_limit) v=250.00 ;; power.min_limit) v=100.00 ;; power.max_limit) v=300.00 ;;
       utilization.gpu) v=33 ;; utilization.memory) v=12 ;; clocks.sm) v=1410 ;;
       temperature.gpu) v=41 ;; driver_version) v=550.90.07 ;; *) v="[N/A]" ;;
@@ -51,6 +86,7 @@ if [ -n "$period" ]; then
   while :; do row 0; row 1; sleep 0.1; done
 fi
 row 0; row 1
+exit $status
 """
 
 

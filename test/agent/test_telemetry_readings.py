@@ -200,5 +200,83 @@ class NvmlReadingsTest(StubLibraries, AgentTestCase):
         self.assertEqual([g["mig"] for g in events[0]["gpus"]], [False])
 
 
+class NvidiaSmiReadingsTest(AgentTestCase):
+    def setUp(self):
+        super().setUp()
+        self.smi, self.smi_state = write_fake_nvidia_smi(self.tmp)
+        self.env.update({"WATTBENCH_NVIDIA_SMI": self.smi, "FAKE_SMI_STATE": self.smi_state,
+                         "WATTBENCH_NVML_LIB": os.path.join(self.tmp, "no-such-libnvidia-ml.so.1")})
+
+    def calls(self):
+        with open(os.path.join(self.smi_state, "calls")) as f:
+            return f.read().splitlines()
+
+    def run_job(self, command):
+        job = self.make_job([command_point("p", command)], server=None, sim=None,
+                            telemetry=_job_telemetry("nvidia-smi", 0.1))
+        result = self.run_agent(job)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        events = self.events(result.run_dir)
+        self.assert_well_formed(events)
+        return events
+
+    def test_power_is_power_draw_instant_with_the_drivers_average_beside_it(self):
+        events = self.run_job("sleep 0.6")
+        hello = events[0]
+        self.assertEqual(hello["telemetry"], {"source": "nvidia-smi", "interval_s": 0.1, "power_reading": "instant"})
+        self.assertEqual([(g["power_reading"], g["mig"]) for g in hello["gpus"]],
+                         [("instant", False), ("instant", False)])
+        last = self.of_type(events, "sample")[-1]["gpus"]
+        self.assertEqual([(g["p_w"], g["p_avg_w"]) for g in last], [(80.5, 79.25), (90.5, 89.25)])
+        stream = [c for c in self.calls() if "-lms" in c]
+        self.assertEqual(len(stream), 1)
+        self.assertIn("power.draw.instant", stream[0])
+
+    def test_a_driver_without_power_draw_instant_falls_back_to_power_draw_labelled_as_averaged(self):
+        self.env.update({"FAKE_SMI_OLD": "1", "FAKE_SMI_CC": "9.0 7.0"})
+        events = self.run_job("sleep 0.6")
+        hello = events[0]
+        # Hopper: power.draw is the 1 s average; Volta: it is the instant power
+        self.assertEqual([(g["power_reading"], g.get("power_average_window_s")) for g in hello["gpus"]],
+                         [("interval_average", 1.0), ("instant", None)])
+        self.assertEqual((hello["telemetry"]["power_reading"], hello["telemetry"]["power_average_window_s"]),
+                         ("interval_average", 1.0))
+        self.assertEqual(hello["telemetry"]["warnings"], [
+            "GPU 0's power is nvidia-smi's power.draw, the driver's average over 1 s (this nvidia-smi (driver "
+            "550.90.07) does not know power.draw.instant)"])
+        last = self.of_type(events, "sample")[-1]["gpus"]
+        self.assertEqual([g["p_w"] for g in last], [79.25, 90.5])
+        self.assertTrue(all("p_avg_w" not in g for g in last))
+        calls = self.calls()
+        # refused twice at start-up (one unknown field at a time), then never asked again
+        self.assertIn("power.draw.instant", calls[0])
+        self.assertNotIn("power.draw.instant", calls[1])
+        self.assertIn("power.draw.average", calls[1])
+        self.assertTrue(all("power.draw.instant" not in c and "power.draw.average" not in c for c in calls[2:]))
+
+    def test_mig_mode_is_read_from_mig_mode_current(self):
+        self.env.update({"FAKE_SMI_MIG": "Disabled Enabled"})
+        out = self.run_tool("probe", "--source", "nvidia-smi")
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        hello = json.loads(out.stdout)
+        self.assertEqual([g["mig"] for g in hello["gpus"]], [False, True])
+        self.assertEqual(hello["telemetry"]["warnings"], [
+            "GPU 1 is in MIG mode: its power is the whole GPU's, every MIG instance on it included (MIG instances "
+            "have no power reading of their own)"])
+
+    def test_one_gpu_lost_mid_run_drops_only_its_readings_and_is_said_once(self):
+        lost = os.path.join(self.smi_state, "lost")
+        events = self.run_job("sleep 0.6; echo 1 > %s.new; mv %s.new %s; sleep 1.2; rm %s; sleep 0.6" % ((lost,) * 4))
+        samples = self.of_type(events, "sample")
+        without = [s for s in samples if [g["i"] for g in s["gpus"]] == [0]]
+        self.assertGreater(len(without), 3, [[g["i"] for g in s["gpus"]] for s in samples])
+        self.assertTrue(all(s["missing"] == [1] and s["gpus"][0]["p_w"] == 80.5 for s in without))
+        self.assertEqual([g["i"] for g in samples[-1]["gpus"]], [0, 1])
+        warnings = [e["msg"] for e in self.of_type(events, "log", level="warn")]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("GPU 1 gave no power reading (nvidia-smi gave no reading for GPU 1)", warnings[0])
+        self.assertEqual(len([e for e in self.of_type(events, "log", level="info") if "again" in e["msg"]]), 1)
+
+
 if __name__ == "__main__":
     unittest.main()
