@@ -1,6 +1,6 @@
 /** A sweep spread over three loopback SSH hosts, one of which goes away mid-sweep. */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +69,35 @@ describe('several hosts', { concurrency: false }, () => {
     assert.ok(attempts.some((a) => a.includes('-h3-')), 'the failed attempt\'s data is kept');
     assert.ok(existsSync(join(run.writer.dir, 'summary.json')));
     assert.ok(Object.keys(summary.idle_baseline?.per_gpu_w ?? {}).some((k) => k.startsWith('h1:')), 'per-host GPUs');
+  });
+
+  it('a host whose agent is killed with -9 is left as found (limits restored, no server) before its point moves on', async () => {
+    const text = simConfig({ name: 'killed-agent', sweep: '  power_cap_w: [280W, 300W]', workload: { num_prompts: 30, concurrency: 1 } }).replace('target: local', 'target: [h1, h2]');
+    const loaded = loadConfig(text);
+    assert.ok(loaded.config, JSON.stringify(loaded.diagnostics));
+    const store = RunStore.forWorkspace(mkdtempSync(join(tmpdir(), 'wb-multi-kill-')));
+    const events: AgentEvent[] = [];
+    const log: string[] = [];
+    const limits = (alias: string) => {
+      const path = join(lab.hosts.get(alias)!.home, 'sim', 'limits.json');
+      const stored: Record<string, number> = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : {};
+      return [0, 1].map((i) => stored[String(i)] ?? 700);
+    };
+    const before = limits('h1');
+    const run = new MultiHostRun({
+      store, hosts: ['h1', 'h2'], transportFor: (h) => SshTransport.forHost(h, { configPath: lab.sshConfig, home: lab.home, readyTimeoutMs: 3000 }),
+      agentSource: AGENT, configText: text, config: loaded.config, points: loaded.points, resolveLocal: (p) => p, logger: testLogger(log),
+      listener: { onEvent: (e) => events.push(e) },
+    });
+    await waitFor(() => events.some((e) => e.type === 'cap' && e.action === 'set' && e.node === 'h1'), 60_000, 'h1 to cap its GPUs');
+    const agent = run.writer.meta.remotes.find((r) => r.host === 'h1')!;
+    lab.exec('h1', `kill -9 ${agent.pid}`);
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'ok', `${log.join('\n')}\n${JSON.stringify(run.writer.meta.notes)}`);
+    assert.deepEqual(limits('h1'), before, 'the limits h1 was capped to are back to what they were');
+    assert.ok(run.writer.meta.notes.some((n) => /h1 failed .*stopped without finishing the point; stopped the server \(process group \d+\); power limits/.test(n)), JSON.stringify(run.writer.meta.notes));
+    assert.equal(lab.exec('h1', `pgrep -af ${run.id} | grep -v pgrep || true`).trim(), '', 'neither the agent nor its server is left on h1');
+    for (const p of outcome.summary.points) assert.equal(p.requests.ok, 30, `${p.point} measured once, in full`);
   });
 
   it('cancelled while its hosts are still starting, stops the points they then start and leaves nothing running', async () => {

@@ -142,6 +142,19 @@ describe('Slurm', { concurrency: false }, () => {
     assert.ok(readEventsSync(run.writer.dir).some((e) => e.type === 'request'));
   });
 
+  it('restores the limits on the node when its agent is killed with -9 mid-job', async () => {
+    const { run, events } = slurmRun('    login: login\n    nodes: 1', { workload: { num_prompts: 200, concurrency: 1 }, sweep: '  power_cap_w: [280W]' });
+    await waitFor(() => events.some((e) => e.type === 'cap' && e.action === 'set'), 90_000, 'the job to cap its GPUs');
+    const limitsFile = join(lab.hosts.get('login')!.home, 'sim', 'limits.json');
+    const limits = () => (existsSync(limitsFile) ? JSON.parse(readFileSync(limitsFile, 'utf8')) : {});
+    assert.equal(limits()['0'], 280, 'the simulated GPU is capped while the point runs');
+    lab.exec('login', `pkill -9 -f '[w]attbench_agent.pyz run --job .*${run.id}'`);
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'error');
+    assert.deepEqual([limits()['0'] ?? 700, limits()['1'] ?? 700], [700, 700], 'the node put its original limits back after its agent died');
+    assert.ok(events.some((e) => e.type === 'sample'), 'what was measured before is kept');
+  });
+
   it('reports a job that fails, with its output', async () => {
     const { run } = slurmRun('    login: login\n    nodes: 1\n    setup: ["echo module load cuda/99 failed >&2", "exit 3"]');
     const outcome = await run.done;

@@ -218,7 +218,9 @@ export class AgentFollower {
     if (await isAlive(t, pid)) {
       this.log.warn(`the agent on ${t.label} did not stop within the grace time; killing it and restoring power limits`);
       await t.exec(`kill -KILL -${Math.trunc(this.handle.pgid ?? pid)} 2>/dev/null; kill -KILL ${Math.trunc(pid)} 2>/dev/null; true`);
-      await restoreCaps(this.agent);
+      // The server runs in a session of its own: killing the agent's group leaves it, so stop it too.
+      const cleaned = await this.cleanUpAfterDeadAgent();
+      this.writer.note(`the agent on ${t.label} did not stop within the grace time and was killed; ${cleaned}`);
     }
   }
 

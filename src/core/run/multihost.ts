@@ -265,7 +265,11 @@ export class MultiHostRun {
     }
     try {
       if (!ended) throw new TransportError(`lost the connection and could not get it back`, 'disconnected');
-      if (!follower.sawDone && !this.cancelled) throw new Error('the agent stopped without finishing the point');
+      if (!follower.sawDone && !this.cancelled) {
+        // The host is left as it was found before the point goes elsewhere: server stopped, limits restored.
+        const cleaned = await follower.cleanUpAfterDeadAgent();
+        throw new Error(`the agent stopped without finishing the point; ${cleaned}`);
+      }
       await follower.collectLogs(`${fileSafe(attempt.host)}-${attempt.point.id}`);
       attempt.writer.updateMeta({ status: follower.doneStatus ?? 'cancelled', ended: new Date().toISOString() });
     } catch (error) {

@@ -36,13 +36,20 @@ export function sbatchScript(options: { runId: string; runDir: string; agentPath
     `export WATTBENCH_RUN=${shq(runDir)}`,
     `export WATTBENCH_AGENT=${shq(options.agentPath)}`,
     // SIGTERM (scancel, time limit) reaches the steps; the agents restore power limits and write `done`.
+    // An agent that dies without doing so (killed, out of memory) is cleaned up after on its own node:
+    // the login node cannot reach a compute node's GPUs.
     'srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1 --kill-on-bad-exit=0 bash -c \'',
     '  dir="$WATTBENCH_RUN/node-$SLURM_NODEID"; mkdir -p "$dir"',
     '  if [ "$SLURM_NODEID" = 0 ]; then',
-    '    exec python3 "$WATTBENCH_AGENT" run --job "$WATTBENCH_RUN/job.json" --run-dir "$dir"',
+    '    python3 "$WATTBENCH_AGENT" run --job "$WATTBENCH_RUN/job.json" --run-dir "$dir" & agent=$!',
     '  else',
-    '    exec python3 "$WATTBENCH_AGENT" sample --job "$WATTBENCH_RUN/job.json" --run-dir "$dir" --until-done "$WATTBENCH_RUN/node-0"',
-    '  fi\'',
+    '    python3 "$WATTBENCH_AGENT" sample --job "$WATTBENCH_RUN/job.json" --run-dir "$dir" --until-done "$WATTBENCH_RUN/node-0" & agent=$!',
+    '  fi',
+    '  trap "kill -TERM $agent 2>/dev/null" TERM INT',
+    '  wait $agent; code=$?',
+    '  while kill -0 $agent 2>/dev/null; do wait $agent; code=$?; done',
+    '  python3 "$WATTBENCH_AGENT" restore-caps >> "$dir/cleanup.log" 2>&1',
+    '  exit $code\'',
     '',
   ].join('\n');
 }
