@@ -2,8 +2,11 @@
 concurrency or a Poisson request rate."""
 
 import collections
+import datetime
+import email.utils
 import http.client
 import json
+import math
 import random
 import socket
 import ssl
@@ -25,6 +28,18 @@ REQUEST_READ_TIMEOUT_S = 300.0  # longest silence tolerated inside one streamed 
 
 
 PROBE_TIMEOUT_S = 2.0
+
+
+THROTTLE_STATUSES = (429, 503)  # Too Many Requests, Service Unavailable: the server asks the client to wait
+
+
+BACKOFF_BASE_S = 0.25  # without Retry-After: wait in [step/2, step], step = base * 2^(throttles in a row - 1)
+
+
+BACKOFF_MAX_S = 8.0
+
+
+RETRY_AFTER_MAX_S = 60.0  # a longer Retry-After is cut to this (and any wait to the point's time limit)
 
 
 class Endpoint:
@@ -66,6 +81,29 @@ class Endpoint:
                 conn.close()
             first_error = first_error or error
         return False, first_error
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or an HTTP-date); None when
+    absent or unreadable. A date in the past is 0."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
@@ -282,6 +320,8 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
     parser = StreamParser()
     error = None  # type: Optional[str]
     connection_lost = False
+    http_status = None  # type: Optional[int]
+    retry_after = None  # type: Optional[float]
     t_start = time.time()
     m_start = time.monotonic()
     conn = endpoint.connection(REQUEST_CONNECT_TIMEOUT_S)
@@ -293,8 +333,14 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
                      headers={"Content-Type": "application/json", "Accept": "text/event-stream"})
         response = conn.getresponse()
         if response.status != 200:
-            text = response.read(600).decode("utf-8", "replace").strip().replace("\n", " ")
-            error = "HTTP %d: %s" % (response.status, text[:300])
+            http_status = response.status
+            retry_after = parse_retry_after(response.getheader("Retry-After"))
+            text = response.read(4000).decode("utf-8", "replace").strip()
+            try:
+                message = engine_message(json.loads(text)) if text else ""
+            except ValueError:
+                message = _one_line(text)
+            error = "HTTP %d: %s" % (response.status, message or response.reason or "(no body)")
         else:
             for raw in response:
                 parser.feed(raw)
@@ -335,6 +381,8 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
         "latency_s": round(latency, 6),
         "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
         "error": error,
+        "http_status": http_status,
+        "retry_after_s": retry_after,
         "connection_lost": connection_lost,
         "notes": ({"non_object_data": "the server sent %d data line(s) that are not a JSON object (%s); "
                                       "ignored" % (parser.ignored_count, ", ".join(parser.ignored))}
@@ -350,10 +398,13 @@ class PointCounts:
     http: bool = False  # LoadRunner sent them (a command workload reports its own requests)
     tokens_usage: int = 0  # successful requests whose output tokens came from the server's usage report
     tokens_chunks: int = 0  # ... and those counted by chunks
+    throttled: int = 0  # failed with HTTP 429 or 503 (the server throttled, or was unavailable)
 
     def end_fields(self) -> Dict[str, Any]:
         """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
         fields = {}  # type: Dict[str, Any]
+        if self.http:
+            fields["throttled"] = self.throttled
         if self.http and (self.tokens_usage or self.tokens_chunks):
             fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
                                      else "usage" if self.tokens_usage else "chunks")
@@ -385,6 +436,9 @@ class LoadRunner:
         self._deaths = []  # type: List[Tuple[str, BaseException, str]]
         self._internal_errors = 0
         self._noted = set()  # type: set
+        self._hold_until = 0.0  # monotonic: no new request before this (the server said 429/503)
+        self._throttles_in_row = 0
+        self._jitter = random.Random(self.workload.seed * 7919 + repeat)
 
     def run(self, specs: List[RequestSpec], warmup: bool, first_index: int) -> Optional[str]:
         """Send `specs`; returns None when all were sent and answered, else why it stopped early."""
@@ -396,6 +450,13 @@ class LoadRunner:
             # Warm-up in rate mode runs a few at a time: it only has to wake the server up.
             concurrency = self.workload.concurrency or min(len(specs), 4)
             self._run_concurrent(numbered, concurrency, warmup)
+        if not warmup and self.counts.errors:
+            throttled = (", %d throttled (HTTP 429/503: the server refused them)" % self.counts.throttled
+                         if self.counts.throttled else "")
+            self.agent.events.emit("log", level="warn", source="agent",
+                                   msg="point %s: %d of %d measured requests failed%s; the point's figures "
+                                       "count only the successful ones"
+                                       % (self.point.id, self.counts.errors, self.counts.requests, throttled))
         return self._stop_reason
 
     def inflight(self) -> int:
@@ -488,13 +549,16 @@ class LoadRunner:
         self.agent.events.emit("log", level="warn", source="agent",
                                msg="point %s: %s (noted once per point)" % (self.point.id, message))
 
-    def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None) -> None:
+    def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
+               http_status: Optional[int] = None) -> None:
         if not warmup:
             with self._lock:
                 self.counts.http = True
                 self.counts.requests += 1
                 if not ok:
                     self.counts.errors += 1
+                    if http_status in THROTTLE_STATUSES:
+                        self.counts.throttled += 1
                 elif tokens_from == "usage":
                     self.counts.tokens_usage += 1
                 elif tokens_from == "chunks":
@@ -518,6 +582,14 @@ class LoadRunner:
 
         result = stream_request(self.endpoint, spec, self.workload, track)
         connection_lost = result.pop("connection_lost")
+        retry_after = result.pop("retry_after_s")
+        if result["http_status"] is None:
+            result.pop("http_status")
+        if result.get("http_status") in THROTTLE_STATUSES:
+            self._throttled(result["http_status"], retry_after, result["error"])
+        elif result["ok"]:
+            with self._lock:
+                self._throttles_in_row = 0
         for key, note in result.pop("notes", {}).items():
             self._note(key, note)
         if not result["ok"] and self._stop_reason:
@@ -531,7 +603,42 @@ class LoadRunner:
             event["error"] = error
         self.agent.events.emit("request", **event)
         done["emitted"] = True
-        self._count(warmup, result["ok"], result["tokens_from"])
+        self._count(warmup, result["ok"], result["tokens_from"], result.get("http_status"))
+
+    def _throttled(self, status: int, retry_after: Optional[float], error: str) -> None:
+        """The server answered 429/503: hold new requests for its Retry-After (at most RETRY_AFTER_MAX_S),
+        else back off exponentially with jitter. Answers that come while a hold is on do not lengthen the
+        step (at concurrency N, N refusals at once are one throttle, not N)."""
+        with self._lock:
+            now = time.monotonic()
+            if retry_after is not None:
+                delay = min(retry_after, RETRY_AFTER_MAX_S)
+                how = "as its Retry-After says" + (" (cut from %g s)" % retry_after
+                                                   if retry_after > RETRY_AFTER_MAX_S else "")
+            else:
+                if now >= self._hold_until:
+                    self._throttles_in_row += 1
+                step = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (max(1, self._throttles_in_row) - 1))
+                delay = self._jitter.uniform(step / 2, step)
+                how = "exponential backoff with jitter (no Retry-After)"
+            self._hold_until = max(self._hold_until, now + delay)
+        self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
+                                "point's time limit; such requests count as failed"
+                   % (_one_line(error, 160), delay, how))
+
+    def _wait_hold(self) -> None:
+        """Before a new request: wait out a hold the server asked for. A cancel, the time limit or a dead
+        server ends the wait (and stops the point)."""
+        while self._stop_reason is None:
+            with self._lock:
+                remaining = self._hold_until - time.monotonic()
+            if remaining <= 0:
+                return
+            reason = self._check_stop()
+            if reason:
+                self._stop(reason)
+                return
+            self.agent.cancel.wait(min(remaining, 0.05))
 
     def _supervise(self, threads: List[threading.Thread],
                    replace: Optional[Callable[[], Optional[threading.Thread]]] = None) -> None:
@@ -584,6 +691,9 @@ class LoadRunner:
                 if reason:
                     self._stop(reason)
                     return
+                self._wait_hold()
+                if self._stop_reason is not None:
+                    return
                 with self._lock:
                     if not pending:
                         return
@@ -615,6 +725,10 @@ class LoadRunner:
                 if reason:
                     self._stop(reason)
                     break
+                with self._lock:
+                    hold = self._hold_until
+                if hold > next_arrival:
+                    next_arrival = hold  # the server asked to wait: the arrivals go on from there
                 remaining = next_arrival - time.monotonic()
                 if remaining <= 0:
                     break

@@ -512,6 +512,112 @@ class TokenCountTest(LoadTestCase):
         self.assertNotIn("tokens_from", counts.end_fields())
 
 
+RATE_LIMITED = b'{"error": {"message": "Rate limit reached: 8 requests in flight", "type": "rate_limit_error", "code": 429}}'
+OVERLOADED = b'{"error": "Model is overloaded", "error_type": "overloaded"}'  # TGI
+
+
+class ThrottleTest(LoadTestCase):
+    """HTTP 429 and 503: failed requests with the status and the engine's message; new requests wait as
+    Retry-After says, or back off exponentially with jitter, never past the point's time limit."""
+
+    OK_STREAM = [SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="stop")), DONE]
+
+    def test_429_records_status_message_and_retry_after(self):
+        result = self.request(http_error(429, "Too Many Requests", RATE_LIMITED, ("Retry-After: 2",)))
+        self.assert_failed(result, "HTTP 429", "Rate limit reached: 8 requests in flight")
+        self.assertEqual(result["http_status"], 429)
+        self.assertEqual(result["retry_after_s"], 2.0)
+        self.assertFalse(result["connection_lost"])
+
+    def test_503_with_an_http_date_and_tgi_error_body(self):
+        import email.utils
+        when = email.utils.formatdate(time.time() + 3, usegmt=True)
+        result = self.request(http_error(503, "Service Unavailable", OVERLOADED, ("Retry-After: " + when,)))
+        self.assert_failed(result, "HTTP 503", "Model is overloaded")
+        self.assertEqual(result["http_status"], 503)
+        self.assertTrue(1.0 <= result["retry_after_s"] <= 3.5, result["retry_after_s"])
+
+    def test_retry_after_values(self):
+        now = 1_700_000_000.0
+        self.assertEqual(load.parse_retry_after("120", now), 120.0)
+        self.assertEqual(load.parse_retry_after(" 5 ", now), 5.0)
+        self.assertEqual(load.parse_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", now), 10.0)
+        self.assertEqual(load.parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now), 0.0)  # in the past
+        for bad in (None, "", "soon", "-3", "nan", "inf"):
+            self.assertIsNone(load.parse_retry_after(bad, now), bad)
+
+    def test_new_requests_wait_as_retry_after_says(self):
+        server = self.serve(lambda n, request: (
+            http_error(429, "Too Many Requests", RATE_LIMITED, ("Retry-After: 1",)) if n == 0 else self.OK_STREAM))
+        agent, counts, stop = self.run_load(server, self.specs(3), concurrency=1)
+        self.assertIsNone(stop)
+        requests = sorted(agent.events.of_type("request"), key=lambda r: r["i"])
+        self.assertEqual([r["ok"] for r in requests], [False, True, True])
+        self.assertEqual(requests[0]["http_status"], 429)
+        self.assertIn("Rate limit reached", requests[0]["error"])
+        self.assertGreaterEqual(requests[1]["t_start"] - requests[0]["t_end"], 0.95)
+        self.assertLess(requests[2]["t_start"] - requests[1]["t_end"], 0.5)
+        self.assertEqual((counts.requests, counts.errors), (3, 1))
+        self.assertEqual(counts.end_fields()["throttled"], 1)
+        logs = [e["msg"] for e in agent.events.of_type("log")]
+        self.assertTrue(any("HTTP 429" in m and "Retry-After" in m for m in logs), logs)
+        self.assertTrue(any("1 of 3 measured requests failed" in m and "1 throttled" in m for m in logs), logs)
+
+    def test_exponential_backoff_with_jitter_without_retry_after(self):
+        statuses = {0: 503, 1: 503, 2: 503, 4: 503}
+
+        def script(n, request):
+            if n in statuses:
+                return http_error(503, "Service Unavailable", b'{"detail": "engine busy"}')
+            return self.OK_STREAM
+
+        server = self.serve(script)
+        agent, counts, stop = self.run_load(server, self.specs(6), concurrency=1)
+        requests = sorted(agent.events.of_type("request"), key=lambda r: r["i"])
+        self.assertEqual([r["ok"] for r in requests], [False, False, False, True, False, True])
+        gaps = [b["t_start"] - a["t_end"] for a, b in zip(requests, requests[1:])]
+        base = load.BACKOFF_BASE_S
+        for k in range(3):  # each wait in [step/2, step], the step doubling
+            self.assertGreaterEqual(gaps[k], base * 2 ** k / 2 - 0.01, gaps)
+            self.assertLessEqual(gaps[k], base * 2 ** k + 0.2, gaps)
+        self.assertLess(gaps[3], 0.1, gaps)  # after a success no wait...
+        self.assertLessEqual(gaps[4], base + 0.2, gaps)  # ...and the next throttle starts from the base again
+        self.assertIn("engine busy", requests[0]["error"])
+        self.assertEqual(counts.end_fields()["throttled"], 4)
+
+    def test_a_wait_never_outlasts_the_time_limit(self):
+        server = self.serve(lambda n, request: http_error(429, "Too Many Requests", RATE_LIMITED,
+                                                          ("Retry-After: 30",)))
+        started = time.monotonic()
+        agent, counts, stop = self.run_load(server, self.specs(3), concurrency=1, time_limit_s=1.0)
+        self.assertEqual(stop, "timeout")
+        self.assertLess(time.monotonic() - started, 3.0)
+        self.assertEqual((counts.requests, counts.errors), (1, 1))
+
+    def test_a_cancel_ends_the_wait(self):
+        server = self.serve(lambda n, request: http_error(429, "Too Many Requests", RATE_LIMITED,
+                                                          ("Retry-After: 30",)))
+        agent = FakeAgent()
+        threading.Timer(0.3, agent.cancel.set).start()
+        started = time.monotonic()
+        agent, counts, stop = self.run_load(server, self.specs(3), agent=agent, concurrency=1)
+        self.assertEqual(stop, "cancelled")
+        self.assertLess(time.monotonic() - started, 2.0)
+
+    def test_request_rate_arrivals_wait_too(self):
+        server = self.serve(lambda n, request: (
+            http_error(429, "Too Many Requests", RATE_LIMITED, ("Retry-After: 1",)) if n == 0 else self.OK_STREAM))
+        agent, counts, stop = self.run_load(server, self.specs(6), concurrency=None, request_rate=20.0)
+        requests = sorted(agent.events.of_type("request"), key=lambda r: r["t_start"])
+        self.assertEqual(len(requests), 6)
+        throttled = [r for r in requests if r.get("http_status") == 429]
+        self.assertEqual(len(throttled), 1)
+        # nothing was sent while the server had asked to wait
+        held_until = throttled[0]["t_end"] + 0.95
+        self.assertFalse([r for r in requests if throttled[0]["t_end"] < r["t_start"] < held_until], requests)
+        self.assertEqual(counts.end_fields()["throttled"], 1)
+
+
 class PointEndTest(AgentTestCase):
     """The agent, run as it ships, against the scripted server: what a point's end event says."""
 
@@ -537,6 +643,27 @@ class PointEndTest(AgentTestCase):
         end = self.of_type(events, "point", state="end")[0]
         self.assertEqual((end["status"], end["requests"], end["errors"], end["tokens_from"]),
                          ("ok", 3, 0, "chunks"))
+
+
+    def test_a_throttled_point_says_so_at_its_end(self):
+        def script(n, request):
+            if n % 2 == 1:
+                return http_error(429, "Too Many Requests", RATE_LIMITED, ("Retry-After: 0",))
+            return [SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="stop")), sse(usage_chunk(8, 1)), DONE]
+
+        server = ScriptedServer(script)
+        self.addCleanup(server.close)
+        events = self.run_against(server, [http_point("busy", num_prompts=4, concurrency=1)])
+        requests = self.of_type(events, "request", point="busy")
+        self.assertEqual([r["ok"] for r in requests], [True, False, True, False])
+        self.assertEqual([r.get("http_status") for r in requests], [None, 429, None, 429])
+        self.assertIn("HTTP 429: Rate limit reached", requests[1]["error"])
+        end = self.of_type(events, "point", state="end")[0]
+        self.assertEqual((end["status"], end["requests"], end["errors"], end["throttled"], end["tokens_from"]),
+                         ("ok", 4, 2, 2, "usage"))
+        warnings = [e["msg"] for e in self.of_type(events, "log") if e["level"] == "warn"]
+        self.assertTrue(any("2 of 4 measured requests failed" in m and "2 throttled" in m for m in warnings),
+                        warnings)
 
 
 if __name__ == "__main__":
