@@ -1,6 +1,8 @@
 """Small helpers: paths, atomic JSON files, processes and their groups, the agent's own log."""
 
 import contextlib
+import errno
+import fcntl
 import json
 import math
 import os
@@ -8,11 +10,26 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 
 def wattbench_home() -> str:
     return os.environ.get("WATTBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "wattbench")
+
+
+def host_name() -> str:
+    """This host's name, as caps-saved/ keys it. WATTBENCH_TEST_HOSTNAME stands in for it in tests only (two
+    "hosts" sharing one home on one machine); nothing else sets it."""
+    return os.environ.get("WATTBENCH_TEST_HOSTNAME") or socket.gethostname()
+
+
+def boot_id() -> Optional[str]:
+    """This boot's id (Linux): start ticks and pids only mean something within one boot."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def default_sim_dir() -> str:
@@ -32,18 +49,92 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _json_text(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _write_tmp(path: str, data: bytes, durable: bool) -> str:
+    """`data` in a new file beside `path` (removed again if writing it fails, e.g. on a full disk)."""
+    tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return tmp
+
+
 def write_json_atomic(path: str, obj: Any, durable: bool = False) -> None:
     """Replace `path` in one step, so readers never see half a file; `durable` also survives power loss."""
-    tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = _write_tmp(path, _json_text(obj), durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
     if durable:
         fsync_dir(os.path.dirname(path) or ".")
+
+
+def create_json_exclusive(path: str, obj: Any) -> None:
+    """Create `path` holding `obj`, durably and in one step, only if it does not exist yet (FileExistsError
+    otherwise): written to a temporary file, fsync'ed, then hard-linked into place, which fails rather than
+    replace an existing file (also on NFS, where O_EXCL was long unreliable)."""
+    tmp = _write_tmp(path, _json_text(obj), durable=True)
+    try:
+        os.link(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+    fsync_dir(os.path.dirname(path) or ".")
+
+
+def write_json_in_place(path: str, obj: Any) -> None:
+    """Overwrite `path`'s bytes where they are: no new file, so it works on a full disk when the new text
+    fits in the blocks the old one holds (a few hundred bytes of state always do). Not atomic: only for
+    when write_json_atomic cannot work."""
+    data = _json_text(obj)
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def locked_file(path: str, timeout_s: float = 30.0) -> Iterator[None]:
+    """Holds an exclusive flock() on `path` (created if missing), waiting at most `timeout_s` for it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise OSError(errno.EWOULDBLOCK, "%s stayed locked for %g s by another agent" % (path, timeout_s))
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def read_json_file(path: str) -> Any:
@@ -102,6 +193,21 @@ def same_process(pid: Optional[int], start_ticks: Optional[int]) -> bool:
     return process_start_ticks(pid) == start_ticks
 
 
+def group_members(pgid: int) -> List[int]:
+    """The live (non-zombie) processes of process group `pgid` (Linux /proc)."""
+    members = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return members
+    for name in names:
+        if name.isdigit():
+            fields = _proc_stat_fields(int(name))
+            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                members.append(int(name))
+    return members
+
+
 def group_alive(pgid: int) -> bool:
     """True while any live (non-zombie) process is left in process group `pgid`."""
     try:
@@ -112,12 +218,22 @@ def group_alive(pgid: int) -> bool:
         return True
     if not os.path.isdir("/proc"):
         return True
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _proc_stat_fields(int(name))
-            if fields and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-                return True
-    return False
+    return bool(group_members(pgid))
+
+
+def process_environ(pid: int) -> Optional[Dict[str, str]]:
+    """The environment `pid` started with (None if it cannot be read, e.g. another user's process)."""
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    env = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return env
 
 
 def tail_lines(path: str, count: int) -> List[str]:

@@ -4,6 +4,7 @@ agent, through `restore-caps` or the next `run`."""
 import json
 import os
 import signal
+import socket
 
 from .helpers import AgentTestCase, http_point
 
@@ -18,6 +19,11 @@ def long_capped_point(cap_w):
 
 
 class CapsSafetyTest(AgentTestCase):
+    def caps_file(self):
+        # The saved originals are per host now: $WATTBENCH_HOME/caps-saved/HOST.json (helpers.caps_file() still
+        # names the old, shared caps-saved.json).
+        return os.path.join(self.home, "caps-saved", socket.gethostname() + ".json")
+
     def job(self):
         return self.make_job([long_capped_point(150)], telemetry={"source": "sim", "idle_baseline_s": 0})
 
@@ -28,8 +34,11 @@ class CapsSafetyTest(AgentTestCase):
         self.assertTrue(os.path.exists(self.caps_file()))
         with open(self.caps_file()) as f:
             saved = json.load(f)
-        self.assertEqual(saved["gpus"], [{"i": 0, "limit_w": 400.0}, {"i": 1, "limit_w": 400.0}])
+        uuids = [g["uuid"] for g in self.of_type(self.events(run.run_dir), "hello")[0]["gpus"]]
+        self.assertEqual(saved["gpus"], [{"i": 0, "uuid": uuids[0], "limit_w": 400.0},
+                                         {"i": 1, "uuid": uuids[1], "limit_w": 400.0}])
         self.assertEqual(saved["pid"], run.pid)
+        self.assertEqual(saved["host"], socket.gethostname())
         return run
 
     def test_sigterm_cancels_restores_and_stops_the_server(self):
