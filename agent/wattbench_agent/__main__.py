@@ -8,7 +8,8 @@ stdout. The contract is docs/protocol.md of the Wattbench repository.
 
 Subcommands:
   run          run a job file (--job JOB.json --run-dir DIR [--detach])
-  restore-caps restore power limits left changed by an agent that died hard
+  restore-caps restore power limits left changed by an agent that died hard (on this host)
+  stop-server  stop the inference server a dead agent left running (--run-dir DIR), once it is sure it is that
   probe        print one `hello` event describing the GPUs found, then exit
   sim-server   a simulated OpenAI-compatible LLM server driving simulated GPUs (for demos and tests)
   sim-truth    ground-truth energy of the simulated GPUs over a time window (for tests)
@@ -40,6 +41,7 @@ if __name__ == "__main__" and not __package__:
 from .caps import restore_leftover_caps
 from .events import EventWriter
 from .job import TELEMETRY_SOURCES, JobError, load_job, parse_sim_profile
+from .processes import stop_leftover_server
 from .run import AgentRun, hello_fields
 from .sampler import Sampler
 from .simserver import cmd_sim_server, cmd_sim_truth
@@ -137,8 +139,14 @@ def cmd_sample(args: argparse.Namespace) -> int:
     SIGTERM/SIGINT). The same job file as the run, so the same telemetry settings."""
     run_dir = os.path.abspath(args.run_dir)
     prepare_run_dir(run_dir)
-    events = EventWriter(os.path.join(run_dir, "events.ndjson"), mirror_stdout=False)
     stop = threading.Event()
+    write_errors = []  # type: List[OSError]
+
+    def events_failed(error: OSError) -> None:  # nothing sampled from now on would be kept: stop
+        write_errors.append(error)
+        stop.set()
+
+    events = EventWriter(os.path.join(run_dir, "events.ndjson"), mirror_stdout=False, on_error=events_failed)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     status = "ok"
@@ -164,7 +172,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
                         break
                 except (OSError, ValueError):
                     pass
-        if stop.is_set():
+        if write_errors:
+            status = "error"
+        elif stop.is_set():
             status = "cancelled"
     except (JobError, TelemetryUnavailable, OSError, ValueError) as e:
         events.emit("error", where="sample", message=str(e), fatal=True)
@@ -181,6 +191,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_restore_caps(args: argparse.Namespace) -> int:
     result = restore_leftover_caps()
+    print(json.dumps(result))
+    return 1 if result["status"] == "failed" else 0
+
+
+def cmd_stop_server(args: argparse.Namespace) -> int:
+    result = stop_leftover_server(os.path.abspath(args.run_dir), args.grace)
     print(json.dumps(result))
     return 1 if result["status"] == "failed" else 0
 
@@ -270,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     restore = sub.add_parser("restore-caps", help="restore power limits left by an agent that died hard")
     restore.set_defaults(handler=cmd_restore_caps)
+
+    stop_server = sub.add_parser("stop-server", help="stop the server a dead agent left running, if it is that")
+    stop_server.add_argument("--run-dir", required=True, help="the run's directory (its state.json)")
+    stop_server.add_argument("--grace", type=float, default=None,
+                             help="seconds between TERM and KILL (default 10, as the agent)")
+    stop_server.set_defaults(handler=cmd_stop_server)
 
     probe = sub.add_parser("probe", help="print one hello event describing the GPUs and exit")
     probe.add_argument("--source", default="auto", choices=TELEMETRY_SOURCES)

@@ -13,21 +13,23 @@ import time
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
-from .caps import CapKeeper, restore_leftover_caps
+from .caps import CapKeeper, CapRestoreError, restore_leftover_caps
 from .events import EventWriter
 from .job import Job, JobError, PointConfig, load_job
 from .load import Endpoint, LoadRunner, PointCounts
-from .processes import SERVER_LOG_TAIL_LINES, LogTail, ManagedProcess
+from .processes import SERVER_LOG_TAIL_LINES, SERVER_TOKEN_ENV, LogTail, ManagedProcess
 from .prompts import build_request_specs
 from .sampler import Sampler
 from .telemetry.base import Telemetry, TelemetryError, TelemetryUnavailable
 from .telemetry.open import open_telemetry
-from .util import DiagLog, default_sim_dir, describe_exit, free_loopback_port, tail_lines, write_json_atomic
+from .util import (DiagLog, boot_id, default_sim_dir, describe_exit, free_loopback_port, process_start_ticks,
+                   tail_lines, write_json_atomic, write_json_in_place)
 from .version import AGENT_FILE, AGENT_VERSION
 
 
 class Cancelled(Exception):
-    """SIGTERM/SIGINT arrived: unwind, restore, report `cancelled`."""
+    """SIGTERM/SIGINT arrived (or the run must stop: AgentRun.abort_reason says why): unwind, restore,
+    report."""
 
 
 class FatalError(Exception):
@@ -40,19 +42,30 @@ class FatalError(Exception):
 
 
 class RunState:
-    """DIR/state.json: {pid, pgid, status, started, ended, run_id, server_pgid}, replaced atomically."""
+    """DIR/state.json: {pid, pid_start, pgid, boot_id, status, started, ended, run_id, server_pgid, server_pid,
+    server_start, server_token}, replaced atomically; on a full disk overwritten in place, so that a run
+    that ends there does not stay `running`. `pid_start`/`server_start` are the processes' start times
+    (/proc/PID/stat, clock ticks since boot `boot_id`), which tell them apart from later ones reusing a pid."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.data = {"pid": os.getpid(), "pgid": os.getpgid(0), "status": "running", "started": time.time(),
-                     "ended": None, "run_id": None, "server_pgid": None}  # type: Dict[str, Any]
+        self.data = {"pid": os.getpid(), "pid_start": process_start_ticks(os.getpid()), "pgid": os.getpgid(0),
+                     "boot_id": boot_id(), "status": "running", "started": time.time(), "ended": None,
+                     "run_id": None, "server_pgid": None, "server_pid": None, "server_start": None,
+                     "server_token": None}  # type: Dict[str, Any]
+        self.error = None  # type: Optional[OSError]
 
     def update(self, **changes: Any) -> None:
         self.data.update(changes)
         try:
             write_json_atomic(self.path, self.data)
-        except OSError:
-            pass
+            self.error = None
+        except OSError as e:
+            try:
+                write_json_in_place(self.path, self.data)  # no room for a new file: reuse the old one's
+                self.error = None
+            except OSError:
+                self.error = e
 
 
 class AgentRun:
@@ -80,10 +93,20 @@ class AgentRun:
         self.log_tail = None  # type: Optional[LogTail]
         self.endpoint = None  # type: Optional[Endpoint]
         self.current_point = None  # type: Optional[str]
+        self.workload_process = None  # type: Optional[ManagedProcess]
+        self.hurry = threading.Event()  # told to stop twice: KILL the server and workload without a grace
+        self.abort_reason = None  # type: Optional[str]
+        self._abort_where = "agent"
+        self._abort_reported = False
+        self._signals_received = 0
+        self._finishing = threading.Event()
         self._server_failure = None  # type: Optional[str]
         self._server_failure_reported = False
         self._probe_lock = threading.Lock()
         self._last_probe = 0.0
+        events.on_error = self._events_failed
+        if events.write_error is not None:
+            self._events_failed(events.write_error)
 
     # --- signals ---
 
@@ -102,7 +125,14 @@ class AgentRun:
                 data = os.read(read_fd, 64)
                 for signum in data:
                     if signum in signals:
-                        self.cancel_signal = signum
+                        self._signals_received += 1
+                        if self._signals_received == 1:
+                            self.cancel_signal = signum
+                        else:
+                            # Told again: no more grace for the server or a workload, KILL them now.
+                            self.hurry.set()
+                            self.diag.write("%s again: stopping without a grace period"
+                                            % signal.Signals(signum).name)
                         self.cancel.set()
 
         threading.Thread(target=watch, name="signals", daemon=True).start()
@@ -111,6 +141,36 @@ class AgentRun:
         if self.cancel.is_set():
             raise Cancelled()
 
+    def abort(self, reason: str, where: str = "agent", reported: bool = False) -> None:
+        """Stop the run as an error (from any thread): every wait wakes up as for a cancel. `reported`: an
+        `error` event already said why."""
+        if self.abort_reason is None:
+            self.abort_reason, self._abort_where, self._abort_reported = reason, where, reported
+            self.diag.write("aborting: %s" % reason)
+        self.cancel.set()
+
+    def _events_failed(self, error: OSError) -> None:
+        """The event writer could not write a line (a full disk, a quota): what is measured from now on
+        would be lost, so the run stops; limits and server are put back all the same."""
+        self.abort("cannot write the event file %s: %s" % (self.events.path, error.strerror or error), "events")
+
+    def _emit(self, event_type: str, **fields: Any) -> None:
+        """emit() for the ways out: nothing that goes wrong writing an event may stop the clean-up."""
+        try:
+            self.events.emit(event_type, **fields)
+        except Exception:
+            self.diag.write(traceback.format_exc())
+
+    def _watch_sampler(self) -> None:
+        """The sampling thread must not end unnoticed: if it stops while the run goes on, the run stops."""
+        while not self._finishing.wait(0.5):
+            sampler = self.sampler
+            if sampler is not None and not sampler.is_alive():
+                why = getattr(sampler, "failure", None)  # set when the sampler said so itself
+                self.abort("GPU sampling stopped%s" % (": %s" % why if why else " (the sampling thread ended)"),
+                           "sampler", reported=bool(why))
+                return
+
     def _sleep(self, seconds: float) -> None:
         if self.cancel.wait(seconds):
             raise Cancelled()
@@ -118,7 +178,40 @@ class AgentRun:
     # --- the whole run ---
 
     def execute(self) -> int:
+        """The run, then its clean-up, on every way out: the clean-up (limits back, server stopped) and the
+        final state.json never depend on writing an event, nor on anything before them going right."""
         self.state.update()
+        status, reason = "error", "internal error"  # type: Tuple[str, Optional[str]]
+        previous_hook = threading.excepthook
+        threading.excepthook = self._thread_died
+        try:
+            status, reason = self._execute()
+        finally:
+            try:
+                self._finishing.set()
+                caps_restored = self._cleanup()
+                done = {"status": status, "caps_restored": caps_restored}  # type: Dict[str, Any]
+                if reason:
+                    done["reason"] = reason
+                self._emit("done", **done)
+            finally:
+                # state.json says running|done|error|cancelled (docs/protocol.md); `done` is the event's `ok`
+                self.state.update(status="done" if status == "ok" else status, ended=time.time())
+                threading.excepthook = previous_hook
+                lost = self.events.lost
+                self.diag.write("done: %s%s%s" % (status, " (%s)" % reason if reason else "",
+                                                  "; %d event(s) could not be written" % lost if lost else ""))
+        return 0 if status in ("ok", "cancelled") else 1
+
+    def _thread_died(self, args: Any) -> None:
+        """threading.excepthook: a thread of the run ended with an exception; never silently."""
+        name = args.thread.name if args.thread is not None else "?"
+        self.diag.write("thread %s died: %s" % (name, "".join(
+            traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))))
+        if args.thread is not None and args.thread is self.sampler:
+            self.abort("GPU sampling stopped: %s: %s" % (args.exc_type.__name__, args.exc_value), "sampler")
+
+    def _execute(self) -> Tuple[str, Optional[str]]:
         status, reason = "ok", None  # type: Tuple[str, Optional[str]]
         try:
             self.job = load_job(self.job_path)
@@ -132,18 +225,26 @@ class AgentRun:
                                    lambda: self.load_runner.inflight() if self.load_runner is not None else None)
             self.telemetry.start(self.job.telemetry.interval_s)
             self.sampler.start()
+            threading.Thread(target=self._watch_sampler, name="sampler-watch", daemon=True).start()
             self._baseline()
             self._start_server()
             self._run_points()
+            if self.abort_reason:
+                raise Cancelled()
             if self._server_failure:
                 status, reason = "error", self._server_failure
         except Cancelled:
-            name = signal.Signals(self.cancel_signal).name if self.cancel_signal else "a signal"
-            status, reason = "cancelled", "cancelled by %s" % name
-            self.events.emit("log", level="info", msg="cancel requested (%s): stopping" % name, source="agent")
+            if self.abort_reason:
+                status, reason = "error", self.abort_reason
+                if not self._abort_reported:
+                    self._emit("error", where=self._abort_where, message=reason, fatal=True)
+            else:
+                name = signal.Signals(self.cancel_signal).name if self.cancel_signal else "a signal"
+                status, reason = "cancelled", "cancelled by %s" % name
+                self._emit("log", level="info", msg="cancel requested (%s): stopping" % name, source="agent")
         except JobError as e:
             status, reason = "error", str(e)
-            self.events.emit("error", where="job", message=str(e), fatal=True)
+            self._emit("error", where="job", message=str(e), fatal=True)
         except FatalError as e:
             status, reason = "error", e.message
             fields = {"where": e.where, "message": e.message, "fatal": True}  # type: Dict[str, Any]
@@ -151,52 +252,78 @@ class AgentRun:
                 fields["point"] = e.point
             if e.detail:
                 fields["detail"] = e.detail
-            self.events.emit("error", **fields)
+            self._emit("error", **fields)
         except Exception as e:
             self.diag.write(traceback.format_exc())
             status, reason = "error", "internal error: %s: %s" % (type(e).__name__, e)
-            self.events.emit("error", where="agent", message=reason, fatal=True, detail=traceback.format_exc())
-        caps_restored = self._cleanup()
-        done = {"status": status, "caps_restored": caps_restored}  # type: Dict[str, Any]
-        if reason:
-            done["reason"] = reason
-        self.events.emit("done", **done)
-        # state.json says running|done|error|cancelled (docs/protocol.md); `done` is the event's `ok`
-        self.state.update(status="done" if status == "ok" else status, ended=time.time())
-        self.diag.write("done: %s%s" % (status, " (%s)" % reason if reason else ""))
-        return 0 if status in ("ok", "cancelled") else 1
+            self._emit("error", where="agent", message=reason, fatal=True, detail=traceback.format_exc())
+        return status, reason
 
     def _cleanup(self) -> bool:
-        """Restore limits, stop the server, stop sampling. Runs on every exit path; never raises."""
+        """Restore limits, stop the workload and the server, stop sampling. Runs on every exit path; never
+        raises, and no step depends on another (nor on an event being written)."""
         self.current_point = None
         caps_restored = True
         if self.caps.originals is not None:
-            self._phase("restore")
             try:
-                changes = self.caps.restore(self.telemetry)
-                self.events.emit("cap", action="restore", gpus=changes)
-            except Exception as e:
+                caps_restored = self._restore_caps()
+            except Exception:
                 caps_restored = False
                 self.diag.write(traceback.format_exc())
-                self.events.emit("error", where="caps", fatal=False,
-                                 message="could not restore the power limits: %s; the originals stay in %s, "
-                                         "run `wattbench_agent.pyz restore-caps`" % (e, self.caps.path))
-        if self.server is not None:
-            self._phase("server_stop")
+        for process, phase in ((self.workload_process, None), (self.server, "server_stop")):
+            if process is None or (phase is None and process.exit_code() is not None):
+                continue  # a workload that ended by itself was dealt with by its point
+            if phase:
+                self._phase_safe(phase)
             try:
-                self.server.stop()
+                problem = process.stop(hurry=self.hurry)
+                if problem:
+                    self.diag.write("stopping pid %d's group: %s" % (process.pid, problem))
+                    self._emit("error", where="server" if phase else "workload", fatal=False,
+                               message="could not stop process group %d: %s" % (process.pgid, problem))
             except Exception:
                 self.diag.write(traceback.format_exc())
-        if self.log_tail is not None:
-            self.log_tail.stop()
-        if self.sampler is not None:
-            self.sampler.stop()
+        for step in (self.log_tail, self.sampler):
+            if step is not None:
+                try:
+                    step.stop()
+                except Exception:
+                    self.diag.write(traceback.format_exc())
         if self.telemetry is not None:
             try:
                 self.telemetry.close()
             except Exception:
                 self.diag.write(traceback.format_exc())
         return caps_restored
+
+    def _restore_caps(self) -> bool:
+        """The originals back on every GPU (each one tried even when another fails), and what happened said."""
+        self._phase_safe("restore")
+        try:
+            changes = self.caps.restore(self.telemetry)
+        except CapRestoreError as e:
+            self.diag.write("restoring power limits: %s" % e)
+            if e.changes:
+                self._emit("cap", action="restore", gpus=e.changes)
+            self._emit("error", where="caps", fatal=False,
+                       message="could not restore the power limits of %s; the originals stay in %s, run "
+                               "`wattbench_agent.pyz restore-caps`" % (e, self.caps.path),
+                       detail=json.dumps(e.failures))
+            return False
+        except Exception as e:
+            self.diag.write(traceback.format_exc())
+            self._emit("error", where="caps", fatal=False,
+                       message="could not restore the power limits: %s; the originals stay in %s, "
+                               "run `wattbench_agent.pyz restore-caps`" % (e, self.caps.path))
+            return False
+        self._emit("cap", action="restore", gpus=changes)
+        return True
+
+    def _phase_safe(self, phase: str) -> None:
+        try:
+            self._phase(phase)
+        except Exception:
+            self.diag.write(traceback.format_exc())
 
     def _phase(self, phase: str, point: Optional[PointConfig] = None, repeat: Optional[int] = None) -> None:
         fields = {"phase": phase}  # type: Dict[str, Any]
@@ -266,6 +393,8 @@ class AgentRun:
             return
         env = dict(os.environ)
         env.update(config.env)
+        token = "%d-%s" % (os.getpid(), os.urandom(8).hex())
+        env[SERVER_TOKEN_ENV] = token  # inherited by every process of the server: stop-server recognises them
         if config.sim:
             port = free_loopback_port()
             profile_path = os.path.join(self.run_dir, "sim-profile.json")
@@ -295,12 +424,13 @@ class AgentRun:
         log_file = open(self.server_log, "ab")
         try:
             self.server = ManagedProcess(command, shell, env, stdout=log_file, stderr=subprocess.STDOUT,
-                                         cwd=self.job.dir)
+                                         cwd=self.job.dir, token=token)
         except OSError as e:
             raise FatalError("server", "could not start the server: %s" % e)
         finally:
             log_file.close()
-        self.state.update(server_pgid=self.server.pgid)
+        self.state.update(server_pgid=self.server.pgid, server_pid=self.server.pid,
+                          server_start=self.server.start_ticks, server_token=token)
         self.events.emit("log", level="info", msg="started the server (pid %d): %s" % (self.server.pid, description),
                          source="agent")
         self.log_tail = LogTail(self.server_log, self.events)
@@ -488,6 +618,7 @@ class AgentRun:
         try:
             process = ManagedProcess(workload.command, True, env, stdout=subprocess.PIPE, stderr=log_file,
                                      cwd=self.job.dir)
+            self.workload_process = process  # the clean-up stops it, whichever way the run ends
         except OSError as e:
             log_file.close()
             self.events.emit("error", where="workload", fatal=False, point=point.id,
@@ -505,7 +636,7 @@ class AgentRun:
             elif self.server_dead():
                 stop = "server"
             if stop:
-                process.stop()
+                process.stop(hurry=self.hurry)
                 break
             self.cancel.wait(0.2)  # a cancel wakes this at once; the rest can wait a moment
         reader.join(timeout=5)
