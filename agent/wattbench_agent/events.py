@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-from .util import json_safe
+from .util import json_safe, now
 from .version import PROTOCOL_VERSION
 
 
@@ -56,7 +56,7 @@ class EventWriter:
 
     def emit(self, event_type: str, t: Optional[float] = None, **fields: Any) -> Dict[str, Any]:
         with self._lock:
-            event = {"v": PROTOCOL_VERSION, "seq": self._seq, "t": time.time() if t is None else t,
+            event = {"v": PROTOCOL_VERSION, "seq": self._seq, "t": now() if t is None else t,
                      "type": event_type}
             event.update(fields)
             try:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .job import PointConfig, WorkloadConfig
 from .prompts import RequestSpec
+from .util import now
 
 
 REQUEST_CONNECT_TIMEOUT_S = 10.0
@@ -322,7 +323,7 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
     connection_lost = False
     http_status = None  # type: Optional[int]
     retry_after = None  # type: Optional[float]
-    t_start = time.time()
+    t_start = now()
     m_start = time.monotonic()
     conn = endpoint.connection(REQUEST_CONNECT_TIMEOUT_S)
     try:
@@ -504,9 +505,9 @@ class LoadRunner:
             if first:
                 self._emit_error("request %d: %s; the request is counted as failed (later ones are in "
                                  "agent.log)" % (index, message), detail)
-            now = time.time()
+            t = now()
             self.agent.events.emit("request", point=self.point.id, repeat=self.repeat, i=index, warmup=warmup,
-                                   ok=False, t_start=now, t_end=now, prompt_tokens=spec.prompt_tokens,
+                                   ok=False, t_start=t, t_end=t, prompt_tokens=spec.prompt_tokens,
                                    output_tokens=0, tokens_from="chunks", ttft_s=None, latency_s=0.0, itl_s=[],
                                    error=message)
             self._count(warmup, ok=False)
@@ -610,18 +611,18 @@ class LoadRunner:
         else back off exponentially with jitter. Answers that come while a hold is on do not lengthen the
         step (at concurrency N, N refusals at once are one throttle, not N)."""
         with self._lock:
-            now = time.monotonic()
+            mono = time.monotonic()
             if retry_after is not None:
                 delay = min(retry_after, RETRY_AFTER_MAX_S)
                 how = "as its Retry-After says" + (" (cut from %g s)" % retry_after
                                                    if retry_after > RETRY_AFTER_MAX_S else "")
             else:
-                if now >= self._hold_until:
+                if mono >= self._hold_until:
                     self._throttles_in_row += 1
                 step = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (max(1, self._throttles_in_row) - 1))
                 delay = self._jitter.uniform(step / 2, step)
                 how = "exponential backoff with jitter (no Retry-After)"
-            self._hold_until = max(self._hold_until, now + delay)
+            self._hold_until = max(self._hold_until, mono + delay)
         self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
                                 "point's time limit; such requests count as failed"
                    % (_one_line(error, 160), delay, how))

@@ -22,7 +22,7 @@ from .prompts import build_request_specs
 from .sampler import Sampler
 from .telemetry.base import Telemetry, TelemetryError, TelemetryUnavailable
 from .telemetry.open import open_telemetry
-from .util import (DiagLog, boot_id, default_sim_dir, describe_exit, free_loopback_port, process_start_ticks,
+from .util import (DiagLog, boot_id, now, default_sim_dir, describe_exit, free_loopback_port, process_start_ticks,
                    tail_lines, write_json_atomic, write_json_in_place)
 from .version import AGENT_FILE, AGENT_VERSION
 
@@ -727,7 +727,7 @@ def workload_request_event(record: Dict[str, Any], point_id: str, repeat: int, i
     raises WorkloadLineError for a field of the wrong type."""
     _check_record(record)
     latency = record.get("latency_s")
-    t_end = record.get("t_end", time.time())
+    t_end = record.get("t_end", now())
     t_start = record.get("t_start", t_end - latency if isinstance(latency, (int, float)) else t_end)
     ok = record.get("ok", not record.get("error"))
     event = {

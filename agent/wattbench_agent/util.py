@@ -13,6 +13,18 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 
+# The agent's clock for event times: the wall clock as it read when the agent started, moved on by the
+# monotonic clock. A step of the wall clock mid-run (NTP, an admin's `date -s`) then moves no interval:
+# the summary integrates power and counts tokens over differences of these times.
+_WALL_AT_START = time.time()
+_MONO_AT_START = time.monotonic()
+
+
+def now() -> float:
+    """Seconds since the epoch as of the agent's start, advanced monotonically."""
+    return _WALL_AT_START + (time.monotonic() - _MONO_AT_START)
+
+
 def wattbench_home() -> str:
     return os.environ.get("WATTBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "wattbench")
 

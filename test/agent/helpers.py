@@ -205,7 +205,11 @@ class AgentTestCase(unittest.TestCase):
             return json.load(f)
 
     def caps_file(self) -> str:
-        return os.path.join(self.home, "caps-saved.json")
+        """Where this host's saved limits live: the agent's own rule, under this test's home."""
+        from unittest import mock
+        from wattbench_agent.caps import caps_file_path
+        with mock.patch.dict(os.environ, {"WATTBENCH_HOME": self.home}):
+            return caps_file_path()
 
     def sim_truth(self, t_from: float, t_to: float) -> Dict[str, Any]:
         out = self.run_tool("sim-truth", "--sim-dir", self.sim_dir, "--from", repr(t_from), "--to", repr(t_to))

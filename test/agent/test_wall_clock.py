@@ -70,6 +70,11 @@ class WallClockTest(AgentTestCase):
         _, end = self.first(seen, type="point", point="quick", state="end")
         self.assertEqual(end["status"], "ok")
         self.assertLess(ended - started, 8)
+        # Event times are labels that move with the monotonic clock: the step moves none of their differences,
+        # so the summary's windows, energy integrals and token rates are unaffected.
+        m0, e0 = seen[0]
+        for m, e in seen:
+            self.assertAlmostEqual(e["t"] - e0["t"], m - m0, delta=0.05, msg=e)
 
     def test_wall_clock_one_hour_back(self):
         self.check_baseline_and_time_limit(-3600.0)

@@ -8,7 +8,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..util import describe_exit
+from ..util import describe_exit, now
 from .base import Telemetry, TelemetryError, TelemetryUnavailable
 
 
@@ -89,7 +89,7 @@ class RocmSmiTelemetry(Telemetry):
         return result
 
     def sample(self, indices: List[int]) -> Tuple[float, List[Dict[str, Any]]]:
-        t = time.time()
+        t = now()
         data = self._json(["--showpower", "--showuse", "--showtemp"])
         rows = []
         for index in indices:
@@ -164,7 +164,7 @@ class AmdSmiTelemetry(RocmSmiTelemetry):
                 for n in range(len(self._metrics))]
 
     def sample(self, indices: List[int]) -> Tuple[float, List[Dict[str, Any]]]:
-        t = time.time()
+        t = now()
         metrics = self._metric_list()
         return t, [{"i": i, "p_w": self._power_of(metrics[i]) if i < len(metrics) else None} for i in indices]
 

@@ -10,6 +10,7 @@ import os
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..util import now
 from .base import Telemetry, TelemetryError, TelemetryUnavailable
 
 
@@ -268,7 +269,7 @@ class NvmlTelemetry(Telemetry):
         return result
 
     def sample(self, indices: List[int]) -> Tuple[float, List[Dict[str, Any]]]:
-        t = time.time()
+        t = now()
         rows = []
         for index in indices:
             handle = self._handle(index)

@@ -10,7 +10,7 @@ import time
 import zlib
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ..util import read_json_file, write_json_atomic
+from ..util import now, read_json_file, write_json_atomic
 from ..version import AGENT_VERSION
 from .base import Telemetry, TelemetryError, TelemetryUnavailable
 
@@ -52,7 +52,7 @@ class SimHardware:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _append_line(self, util: float, powers: List[float]) -> float:
-        t = time.time()
+        t = now()
         line = "%r %r %s\n" % (t, util, " ".join(repr(float(p)) for p in powers))
         fd = os.open(self.power_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -199,7 +199,7 @@ class SimTelemetry(Telemetry):
     def sample(self, indices: List[int]) -> Tuple[float, List[Dict[str, Any]]]:
         with self.hardware.locked():
             self._log.refresh()
-            t = time.time()  # taken under the lock: every segment that began before t has been read
+            t = now()  # taken under the lock: every segment that began before t has been read
             energy = self._log.energy_now(t)
             power, util = self._log.power_last, self._log.util_last
         limits = self.hardware.limits()

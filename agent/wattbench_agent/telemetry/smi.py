@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..util import describe_exit
+from ..util import describe_exit, now
 from .base import Telemetry, TelemetryError, TelemetryUnavailable
 
 
@@ -224,7 +224,7 @@ class NvidiaSmiTelemetry(Telemetry):
                 if previous is None or index <= previous:
                     period += 1
                 previous = index
-                self._latest[index] = (time.time(), period, row)
+                self._latest[index] = (now(), period, row)
 
     def _sample_row(self, index: int, row: Dict[str, str]) -> Dict[str, Any]:
         method = self._power.get(index) or self._power_method(row)
@@ -245,7 +245,7 @@ class NvidiaSmiTelemetry(Telemetry):
         return sample
 
     def sample(self, indices: List[int]) -> Tuple[float, List[Dict[str, Any]]]:
-        t = time.time()
+        t = now()
         latest = dict(self._latest)
         seen = [latest[i] for i in indices if i in latest]
         rows = {}  # type: Dict[int, Dict[str, str]]
