@@ -165,7 +165,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
         telemetry.start(job.telemetry.interval_s)
         sampler.start()
         state_path = os.path.join(os.path.abspath(args.until_done), "state.json") if args.until_done else None
+        # The batch script writes `exited` beside a run whose agent has ended however it ended: an agent
+        # killed with -9 leaves state.json "running", and this node must not sample forever.
+        exited_path = os.path.join(os.path.abspath(args.until_done), "exited") if args.until_done else None
         while not stop.wait(0.5):
+            if exited_path and os.path.exists(exited_path):
+                break
             if state_path:
                 try:
                     if read_json_file(state_path).get("status") not in (None, "running"):
@@ -280,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="only sample this node's GPUs (other nodes of a Slurm job)")
     sample.add_argument("--job", required=True, help="the run's job file (for the telemetry settings)")
     sample.add_argument("--run-dir", required=True, help="where this node's events.ndjson goes")
-    sample.add_argument("--until-done", help="stop once the run in this directory has ended (its state.json)")
+    sample.add_argument("--until-done", help="stop once the run in this directory has ended (its state.json, or an "
+                        "`exited` file beside it)")
     sample.add_argument("--sim-dir")
     sample.set_defaults(handler=cmd_sample)
 

@@ -240,7 +240,7 @@ export class AgentFollower {
   async cleanUpAfterDeadAgent(): Promise<string> {
     const said: string[] = [];
     try {
-      said.push(await stopLeftoverServer(this.agent.transport, this.handle.runDir));
+      said.push(await stopLeftoverServer(this.agent, this.handle.runDir));
     } catch (error) {
       said.push(`could not stop the server: ${(error as Error).message}`);
     }

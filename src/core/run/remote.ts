@@ -149,20 +149,32 @@ export async function signalAgent(transport: Transport, pid: number, signal: 'TE
 /** Restores power limits an agent that died hard left changed (a no-op when there are none). */
 export async function restoreCaps(agent: InstalledAgent): Promise<string> {
   const result = await agent.transport.exec(`python3 ${shq(agent.path)} restore-caps`);
-  return result.stdout.trim();
+  const line = result.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const said = JSON.parse(line) as { status?: string; message?: string; errors?: { i: number; message: string }[] };
+    const errors = said.errors?.length ? ` (${said.errors.map((e) => `GPU ${e.i}: ${e.message}`).join('; ')})` : '';
+    return `${said.status ?? 'unknown'}${said.message ? `: ${said.message}` : ''}${errors}`;
+  } catch {
+    return (result.stdout || result.stderr).trim() || `restore-caps exited ${result.code}`;
+  }
 }
 
 /**
- * After an agent died hard, the inference server it started lives on in its own process group (named
- * in state.json): stop it, TERM then KILL, so the host is left as it was found.
+ * After an agent died hard, the inference server it started lives on in its own process group: the
+ * agent's `stop-server` stops it (TERM, then KILL), but only once state.json's fingerprint shows the group
+ * is still that server and its agent is gone, so a reused pgid is never killed.
  */
-export async function stopLeftoverServer(transport: Transport, runDir: string): Promise<string> {
-  const state = shq(`${runDir}/state.json`);
-  const result = await transport.exec(
-    `pg=$(sed -n 's/.*"server_pgid": *\\([0-9][0-9]*\\).*/\\1/p' ${state} 2>/dev/null | head -1); ` +
-      `if [ -n "$pg" ] && kill -0 -"$pg" 2>/dev/null; then kill -TERM -"$pg"; sleep 2; kill -KILL -"$pg" 2>/dev/null; echo "stopped the server (process group $pg)"; else echo "no server left running"; fi`,
-  );
-  return result.stdout.trim();
+export async function stopLeftoverServer(agent: InstalledAgent, runDir: string): Promise<string> {
+  const result = await agent.transport.exec(`python3 ${shq(agent.path)} stop-server --run-dir ${shq(runDir)}`);
+  const line = result.stdout.trim().split('\n').pop() ?? '';
+  try {
+    const said = JSON.parse(line) as { status?: string; message?: string; pgid?: number | null; signal?: string | null };
+    if (said.status === 'stopped') return `stopped the server (process group ${said.pgid}${said.signal ? `, ${said.signal}` : ''})`;
+    if (said.status === 'nothing') return 'no server left running';
+    return `server: ${said.status}: ${said.message ?? ''}`.trim();
+  } catch {
+    return `could not stop the server: ${(result.stderr || result.stdout).trim().slice(-300) || `exit ${result.code}`}`;
+  }
 }
 
 export async function fetchText(transport: Transport, path: string, maxBytes = 1 << 20): Promise<string | undefined> {

@@ -48,7 +48,9 @@ export function sbatchScript(options: { runId: string; runDir: string; agentPath
     '  trap "kill -TERM $agent 2>/dev/null" TERM INT',
     '  wait $agent; code=$?',
     '  while kill -0 $agent 2>/dev/null; do wait $agent; code=$?; done',
+    '  python3 "$WATTBENCH_AGENT" stop-server --run-dir "$dir" >> "$dir/cleanup.log" 2>&1',
     '  python3 "$WATTBENCH_AGENT" restore-caps >> "$dir/cleanup.log" 2>&1',
+    '  echo "$code" > "$dir/exited"',
     '  exit $code\'',
     '',
   ].join('\n');
