@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`): installs what is missing, builds, lints, then runs every suite —
 # unit (plain Node), agent (Python), integration (real sshd / Slurm on loopback) and end-to-end (a
-# real VS Code in a real Chromium). Suites: WATTBENCH_SUITES="unit agent integration e2e".
+# real VS Code in a real Chromium), and the short fault campaign (faults/campaign.ts --short: real sshd,
+# real Slurm, faults injected). Suites: WATTBENCH_SUITES="unit agent integration faults e2e".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-suites=" ${WATTBENCH_SUITES:-unit agent integration e2e} "
+suites=" ${WATTBENCH_SUITES:-unit agent integration faults e2e} "
 results=test-results
 mkdir -p "$results"
 
 setup_parts=base
 [[ $suites == *" e2e "* ]] && setup_parts+=" e2e"
-[[ $suites == *" integration "* ]] && setup_parts+=" ssh slurm"
+[[ $suites == *" integration "* || $suites == *" faults "* ]] && setup_parts+=" ssh slurm"
 bash scripts/setup.sh $setup_parts || exit 1
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -22,6 +23,9 @@ tally() { # name exit-code log
   if grep -qE '^# pass [0-9]+' "$3"; then
     p=$(grep -E '^# pass [0-9]+' "$3" | tail -1 | awk '{print $3}')
     f=$(grep -E '^# fail [0-9]+' "$3" | tail -1 | awk '{print $3}')
+  elif grep -qE '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$3"; then
+    p=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$3" | tail -1 | awk '{print $2}')
+    f=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed$' "$3" | tail -1 | awk '{print $4}')
   elif grep -qE '^Ran [0-9]+ tests?' "$3"; then
     local ran; ran=$(grep -E '^Ran [0-9]+ tests?' "$3" | tail -1 | awk '{print $2}')
     f=$(grep -oE '(failures|errors)=[0-9]+' "$3" | tail -2 | awk -F= '{s+=$2} END {print s+0}')
@@ -58,6 +62,7 @@ fi
 if [[ $suites == *" integration "* ]] && ls test/integration/*.test.ts >/dev/null 2>&1; then
   run_suite integration npx tsx --test --test-concurrency=1 --test-reporter=tap test/integration/*.test.ts
 fi
+[[ $suites == *" faults "* ]] && run_suite faults npx tsx faults/campaign.ts --short
 [[ $suites == *" e2e "* ]] && run_suite e2e npx tsx --test --test-concurrency=1 --test-reporter=tap test/e2e/*.e2e.ts
 
 echo
