@@ -104,13 +104,6 @@ export default tseslint.config(
     },
   },
   {
-    // TODO(src owner): the few places in src/ that the recommended rules flag today, reported instead of
-    // failing the build while src/ is being edited elsewhere. Fix them, then delete this block.
-    name: 'wattbench/todo-src',
-    files: ['src/core/estimate/published.ts', 'src/core/transport/known-hosts.ts', 'src/vscode/run-manager.ts'],
-    rules: { '@typescript-eslint/no-unused-expressions': 'warn', 'prefer-const': 'warn' },
-  },
-  {
     name: 'wattbench/node-scripts',
     files: ['**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },

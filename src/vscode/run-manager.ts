@@ -124,6 +124,8 @@ export class RunManager implements vscode.Disposable {
       const pred = predictions[p.id];
       return { id: p.id, label: p.label, status: 'pending', predicted: pred && { avg_power_w_total: pred.avg_power_w, output_tokens_per_s: pred.output_tokens_per_s, j_per_output_token: pred.j_per_output_token, runtime_s: pred.runtime_s } };
     });
+    // Assigned once the run exists; the listener reads it before then (events wait in `early`).
+    // eslint-disable-next-line prefer-const
     let active: ActiveRun | undefined;
     const early: AgentEvent[] = [];
     const listener = this.listenerFor(() => active, early);

@@ -42,7 +42,7 @@ export function checkHostKey(files: string[], host: string, port: number, keyTyp
     for (const [index, raw] of lines.entries()) {
       const line = raw.trim();
       if (!line || line.startsWith('#')) continue;
-      let fields = line.split(/\s+/);
+      const fields = line.split(/\s+/);
       const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
       if (marker === '@cert-authority') continue;
       const [patterns, type, blob] = fields;
@@ -57,8 +57,8 @@ export function checkHostKey(files: string[], host: string, port: number, keyTyp
       if (blob === key) return { status: 'known' };
       // A different key of the same type is a changed key; a key of another type means the host is known.
       if (type === keyType) changed ??= { status: 'changed', file, line: index + 1 };
-      else if (otherType) otherType.knownTypes.includes(type) || otherType.knownTypes.push(type);
-      else otherType = { file, line: index + 1, knownTypes: [type] };
+      else if (!otherType) otherType = { file, line: index + 1, knownTypes: [type] };
+      else if (!otherType.knownTypes.includes(type)) otherType.knownTypes.push(type);
     }
   }
   return changed ?? (otherType ? { status: 'other-type', ...otherType } : { status: 'unknown' });
