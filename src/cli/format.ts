@@ -34,6 +34,11 @@ export function summaryTable(summary: RunSummary): string {
     `total: ${formatDuration(t.duration_s)}, ${t.requests} responses, ${t.output_tokens} output tokens, ${formatEnergy(t.energy.total_j)} (${num(t.j_per_output_token, 3)} J/token measured), $${num(t.cost.usd, 4)}, ${num(t.cost.gco2, 1)} gCO2`,
   ];
   if (summary.caps_restored === false) lines.push('WARNING: the agent could not confirm that power limits were restored');
+  const chunkCounted = summary.points.filter((p) => p.tokens_from === 'chunks' || p.tokens_from === 'mixed').map((p) => p.point);
+  if (chunkCounted.length)
+    lines.push(`note: the engine sent no usage for ${chunkCounted.join(', ')}: output tokens are counted as streamed chunks (low where a chunk carries several tokens)`);
+  const throttled = summary.points.filter((p) => p.requests.throttled);
+  for (const p of throttled) lines.push(`warning: ${p.point}: ${p.requests.throttled} request(s) refused by the server (HTTP 429/503)`);
   for (const e of summary.errors) lines.push(`error (${e.where}${e.point ? `, ${e.point}` : ''}): ${e.message}`);
   for (const p of summary.problems) lines.push(`stream: ${p}`);
   return lines.join('\n');

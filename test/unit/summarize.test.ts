@@ -322,4 +322,24 @@ describe('a sweep over several hosts', () => {
     }
     close(p.spread!.j_per_output_token!.relative, 0, 1e-9, 'identical repeats do not spread');
   });
+
+  it('says how each point counted its tokens and how many requests the server throttled', () => {
+    const base = { type: 'request', point: 'p', ok: true, t_start: 0, t_end: 1, prompt_tokens: 1, latency_s: 1 };
+    const events = [
+      { type: 'phase', t: 0, phase: 'measure', point: 'p' },
+      { ...base, t: 1, i: 0, output_tokens: 10, tokens_from: 'usage' },
+      { ...base, t: 1, i: 1, output_tokens: 9, tokens_from: 'chunks' },
+      { ...base, t: 1, i: 2, ok: false, output_tokens: 0, http_status: 429, error: 'HTTP 429: slow down' },
+      { ...base, t: 1, i: 3, ok: false, output_tokens: 0, http_status: 500, error: 'HTTP 500' },
+      { type: 'phase', t: 1, phase: 'measure', point: 'q' },
+      { ...base, point: 'q', t: 2, i: 0, output_tokens: 4, tokens_from: 'chunks' },
+      { ...base, point: 'r', t: 2, i: 0, output_tokens: 4 },
+    ].map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+    const s = summarize(events);
+    const of = (id: string) => s.points.find((p) => p.point === id)!;
+    assert.equal(of('p').tokens_from, 'mixed');
+    assert.equal(of('q').tokens_from, 'chunks');
+    assert.equal(of('r').tokens_from, 'reported');
+    assert.deepEqual(of('p').requests, { ok: 2, errors: 2, warmup: 0, throttled: 1 });
+  });
 });

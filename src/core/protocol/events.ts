@@ -14,6 +14,11 @@ export interface GpuInfo {
   min_limit_w?: number;
   max_limit_w?: number;
   energy_counter?: boolean;
+  /** What this GPU's `p_w` is: an instantaneous reading, or the driver's average over `power_average_window_s`. */
+  power_reading?: 'instant' | 'interval_average';
+  power_average_window_s?: number;
+  /** MIG mode on: power is the whole GPU's, for every instance together. */
+  mig?: boolean | null;
 }
 
 export interface GpuSample {
@@ -25,6 +30,8 @@ export interface GpuSample {
   sm_mhz?: number;
   temp_c?: number;
   limit_w?: number;
+  /** The driver's averaged power beside an instantaneous `p_w`, where it has both. */
+  p_avg_w?: number;
 }
 
 interface Base {
@@ -46,7 +53,7 @@ export interface HelloEvent extends Base {
   pid: number;
   pgid?: number;
   driver?: string;
-  telemetry: { source: string; interval_s: number; power_reading?: 'instant' | 'interval_average' };
+  telemetry: { source: string; interval_s: number; power_reading?: 'instant' | 'interval_average'; power_average_window_s?: number; warnings?: string[] };
   simulated: boolean;
   capabilities?: string[];
   gpus: GpuInfo[];
@@ -64,6 +71,8 @@ export interface SampleEvent extends Base {
   dt_s?: number;
   /** HTTP requests sent and not yet answered, when a load is running. */
   inflight?: number;
+  /** GPUs whose reading failed this tick (the others are in `gpus`). */
+  missing?: number[];
 }
 export interface RequestEvent extends Base {
   type: 'request';
@@ -80,6 +89,10 @@ export interface RequestEvent extends Base {
   latency_s: number;
   itl_s?: number[];
   error?: string;
+  /** How output tokens were counted: the engine's `usage`, or the streamed chunks that carried text. */
+  tokens_from?: 'usage' | 'chunks';
+  /** The HTTP status when the engine answered with an error (429 and 503 are throttling). */
+  http_status?: number;
 }
 export interface PointEvent extends Base {
   type: 'point';
@@ -89,6 +102,9 @@ export interface PointEvent extends Base {
   status?: 'ok' | 'error' | 'cancelled' | 'timeout';
   requests?: number;
   errors?: number;
+  /** Requests refused with 429/503 (counted in `errors` too). */
+  throttled?: number;
+  tokens_from?: 'usage' | 'chunks' | 'mixed';
 }
 export interface CapEvent extends Base {
   type: 'cap';

@@ -43,7 +43,13 @@ export interface PointSummary {
   window: { start: number; end: number; duration_s: number };
   /** From the start of measurement until the last request was sent: every slot busy, no drain. */
   steady: { start: number; end: number; duration_s: number; output_tokens_per_s: number; avg_power_w: number; j_per_output_token: number } | null;
-  requests: { ok: number; errors: number; warmup: number };
+  /** `throttled`: refused with HTTP 429/503, counted in `errors` too. */
+  requests: { ok: number; errors: number; warmup: number; throttled?: number };
+  /**
+   * How output tokens were counted: the engine's `usage`, streamed chunks (one token each: an engine that
+   * sends several per chunk is undercounted), `mixed`, or `reported` by a command workload.
+   */
+  tokens_from?: 'usage' | 'chunks' | 'mixed' | 'reported';
   tokens: { input: number; output: number };
   throughput: { output_tokens_per_s: number; total_tokens_per_s: number; requests_per_s: number };
   latency: { ttft_s?: Percentiles; itl_s?: Percentiles; e2e_s?: Percentiles };

@@ -211,6 +211,9 @@ class PointAccumulator {
   readonly e2e = new Histogram();
   /** HELM's latency ≈ α + β·(output_tokens − 1) over this point's requests. */
   readonly idealized = new RuntimeFit();
+  /** Measured successful requests by how their tokens were counted. */
+  readonly tokensFrom = { usage: 0, chunks: 0, reported: 0 };
+  throttled = 0;
   /** The limit the agent set before measuring, from its `cap` event: not the config's wish, which can fail. */
   powerCapW?: number;
   constructor(readonly id: string) {}
@@ -392,9 +395,11 @@ export class Summarizer {
     }
     if (!r.ok) {
       acc.errors++;
+      if (r.http_status === 429 || r.http_status === 503) acc.throttled++;
       return;
     }
     acc.okCount++;
+    acc.tokensFrom[r.tokens_from === 'usage' || r.tokens_from === 'chunks' ? r.tokens_from : 'reported']++;
     acc.inputTokens += r.prompt_tokens ?? 0;
     acc.outputTokens += r.output_tokens ?? 0;
     acc.firstStart = Math.min(acc.firstStart, r.t_start);
@@ -478,7 +483,8 @@ export class Summarizer {
                 j_per_output_token: steadyTokens > 0 ? steadyJoules / steadyTokens : NaN,
               }
             : null,
-        requests: { ok: acc.okCount, errors: acc.errors, warmup: acc.warmup },
+        requests: { ok: acc.okCount, errors: acc.errors, warmup: acc.warmup, ...(acc.throttled && { throttled: acc.throttled }) },
+        ...(acc.okCount > 0 && { tokens_from: tokensFrom(acc.tokensFrom) }),
         tokens: { input: acc.inputTokens, output: acc.outputTokens },
         throughput: {
           output_tokens_per_s: duration > 0 ? acc.outputTokens / duration : 0,
@@ -587,4 +593,9 @@ function spreadOf(repeats: RepeatSummary[]): RepeatSpread {
     output_tokens_per_s: of(repeats.map((r) => r.output_tokens_per_s)),
     duration_s: of(repeats.map((r) => r.duration_s)),
   };
+}
+
+function tokensFrom(counts: { usage: number; chunks: number; reported: number }): PointSummary['tokens_from'] {
+  const kinds = (Object.keys(counts) as (keyof typeof counts)[]).filter((k) => counts[k] > 0);
+  return kinds.length === 1 ? kinds[0] : 'mixed';
 }
