@@ -15,14 +15,7 @@ export const app = document.getElementById('app')!;
 export const css = (name: string, fallback: string) =>
   getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
-export const fmt = (v: number | undefined | null, digits = 3) =>
-  v === undefined || v === null || !Number.isFinite(v) ? '–' : Number(v.toPrecision(digits)).toLocaleString();
-export const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-/** Header cells, one per (HTML) heading. */
-export const ths = (heads: string[]) => heads.map((h) => `<th>${h}</th>`).join('');
-/** Data cells, one per value: HTML, so text in them is escaped by the caller. */
-export const tds = (values: (string | number)[]) => values.map((v) => `<td>${v}</td>`).join('');
+export { esc, fmt, tds, ths } from './html';
 
 /** A card with a title and a table that scrolls sideways when it is wider than the card. */
 export const tableCard = (title: string, id: string, rows: string) =>

@@ -2,7 +2,7 @@
 import type { Chart, ChartDataset } from 'chart.js';
 import type { HostToLive, LiveState } from '../src/core/protocol/webview';
 import { canvas, chartCard, color, lineChart, scatterChart, type XY } from './charts';
-import { app, css, esc, fmt, tableCard, tds, ths, vscode } from './dom';
+import { app, css, fmt, tableCard, tds, ths, vscode } from './dom';
 import { ThinnedSeries } from './thinned-series';
 
 /** Only the most recent requests are drawn as points: an hour of them would be tens of thousands. */
@@ -228,7 +228,7 @@ export class LiveView {
         .map((p) => {
           const m = measured.get(p.id);
           const cells = tds([
-            esc(p.label),
+            p.label,
             p.status,
             fmt(p.predicted?.j_per_output_token),
             fmt(m?.j_per_output_token),

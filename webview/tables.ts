@@ -2,7 +2,7 @@
 import type { PointSummary } from '../src/core/protocol/summary';
 import type { ResultRun } from '../src/core/protocol/webview';
 import { runCell, runHead } from './compare';
-import { esc, fmt, tds, ths } from './dom';
+import { fmt, tds, ths } from './dom';
 
 /** A column: its heading and its cell for one row, both HTML. */
 type Column<T> = [heading: string, cell: (row: T) => string | number];
@@ -15,7 +15,7 @@ function table<T>(columns: Column<T>[], items: T[], run?: string): string {
 
 type PointOf = { r: ResultRun; p: PointSummary };
 const pointsOf = (r: ResultRun): PointOf[] => r.summary.points.map((p) => ({ r, p }));
-const label = ({ r, p }: PointOf) => esc(r.labels[p.point] ?? p.point);
+const label = ({ r, p }: PointOf) => r.labels[p.point] ?? p.point;
 
 const SUMMARY: Column<PointOf>[] = [
   ['point', label],
@@ -59,7 +59,7 @@ function predictionError(row: PointOf): string {
 
 const PREDICTION: Column<PointOf>[] = [
   ['point', label],
-  ['basis', (row) => esc(prediction(row)?.basis ?? '–')],
+  ['basis', (row) => prediction(row)?.basis ?? '–'],
   ['J/token predicted', (row) => fmt(prediction(row)?.j_per_output_token)],
   ['measured', ({ p }) => fmt(p.j_per_output_token)],
   ['error', predictionError],
@@ -94,7 +94,7 @@ export function perGpuRows(r: ResultRun): string {
   }
   if (gpus.size < 2) return '';
   const idle = (g: string) => fmt(r.summary.idle_baseline?.per_gpu_w[g]);
-  const rows = [...gpus.entries()].map(([g, j]) => `<tr>${tds([esc(g), fmt(j, 4), idle(g)])}</tr>`);
+  const rows = [...gpus.entries()].map(([g, j]) => `<tr>${tds([g, fmt(j, 4), idle(g)])}</tr>`);
   return (
     '<div class="card"><h2>Energy per node and GPU (J, all points)</h2><table id="per-gpu-table">' +
     `<tr>${ths(['GPU', 'energy J', 'idle W'])}</tr>${rows.join('')}</table></div>`
