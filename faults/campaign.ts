@@ -195,7 +195,8 @@ async function finishTrial(lab: Lab, alias: string, run: Run, settle = 0): Promi
 /** Puts a host back as a fresh one for the next trial, whatever the last one left. */
 function resetHost(lab: Lab, alias: string): void {
   try {
-    lab.ssh.exec(alias, `pkill -KILL -f '[w]attbench_agent' || true; rm -rf "$WATTBENCH_HOME"/caps*.json "$WATTBENCH_HOME"/caps-saved "$WATTBENCH_HOME"/fill; true`);
+    // Only this host's agents (their archive lives under its home): never another campaign's or a test's.
+    lab.ssh.exec(alias, `pkill -KILL -f "$WATTBENCH_HOME/agent/" || true; rm -rf "$WATTBENCH_HOME"/caps*.json "$WATTBENCH_HOME"/caps-saved "$WATTBENCH_HOME"/fill; true`);
   } catch {
     // best effort
   }

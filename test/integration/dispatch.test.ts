@@ -150,6 +150,22 @@ describe('runs over real SSH', { concurrency: false }, () => {
     assert.equal(outcome.summary.points.every((p) => p.requests.ok === 6), true);
   });
 
+  it('reads a truncated event file again from its start after a reconnect, losing nothing written since', async () => {
+    const { run, events } = startRun(ssh('gpu-a'), simConfig({ workload: { num_prompts: 40, concurrency: 1 }, sweep: '  concurrency: [1]' }));
+    await waitFor(() => events.some((e) => e.type === 'phase' && e.phase === 'measure'), 60_000, 'measuring');
+    const file = `${run.writer.meta.remotes[0].runDir}/events.ndjson`;
+    lab.exec('gpu-a', `: > ${file}`);
+    await new Promise((r) => setTimeout(r, 1500));
+    lab.cutConnections('gpu-a');
+    const outcome = await run.done;
+    assert.equal(outcome.status, 'ok', `${run.writer.meta.error} ${JSON.stringify(outcome.summary.errors)}`);
+    const stored = new Set(readEventsSync(run.writer.dir).map((e) => e.seq));
+    const onHost = lab.exec('gpu-a', `cat ${file}`).trim().split('\n').map((l) => JSON.parse(l).seq as number);
+    assert.deepEqual(onHost.filter((s) => !stored.has(s)), [], 'every event the host still has reached the workspace');
+    assert.equal(stored.size, Math.max(...stored) + 1, 'no seq missing');
+    assert.ok(outcome.summary.problems.some((p) => /event file shrank/.test(p)), JSON.stringify(outcome.summary.problems));
+  });
+
   it('reports garbage lines in the stream and keeps every good event', async () => {
     const { run, events } = startRun(ssh('gpu-a'), simConfig());
     await waitFor(() => events.some((e) => e.type === 'phase' && e.phase === 'measure'), 60_000, 'measuring');

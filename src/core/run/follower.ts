@@ -17,6 +17,7 @@ import {
   tailEvents,
   type InstalledAgent,
 } from './remote';
+import { shq } from '../transport/shell';
 import { EventStream, type StreamProblem } from './stream';
 import type { RunSummary } from '../protocol/summary';
 import type { Summarizer } from './summarize';
@@ -127,8 +128,9 @@ export class AgentFollower {
     const pid = this.handle.pid!;
     let failingSince: number | undefined;
     let backoff = 500;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       this.stream.resetPartial();
+      if (attempt > 0) await this.rewindIfShrunk();
       const tail = tailEvents(t, this.handle.runDir, pid, this.stream.offset, (chunk) => {
         failingSince = undefined;
         backoff = 500;
@@ -143,6 +145,7 @@ export class AgentFollower {
         }
         // tail ended because the agent exited: read what it wrote in its last moments.
         this.stream.resetPartial();
+        await this.rewindIfShrunk();
         this.stream.push(await readEventsFrom(t, this.handle.runDir, this.stream.offset));
         this.flush(true);
         return true;
@@ -171,6 +174,22 @@ export class AgentFollower {
         }
       }
     }
+  }
+
+  /**
+   * A file shorter than the bytes already received was truncated or replaced on the host: resuming at the
+   * old offset would skip everything written since. Read it again from the start; seq drops what was seen.
+   */
+  private async rewindIfShrunk(): Promise<void> {
+    const t = this.agent.transport;
+    const result = await t.exec(`stat -c %s ${shq(`${this.handle.runDir}/events.ndjson`)} 2>/dev/null || echo gone`, { timeoutMs: 15_000 }).catch(() => undefined);
+    const size = Number(result?.stdout.trim());
+    if (!Number.isFinite(size) || size >= this.stream.offset) return;
+    const message = `${t.label}: the event file shrank to ${size} bytes (it was ${this.stream.offset} bytes): truncated or replaced on the host; reading it again from the start, seq drops what was already received`;
+    this.summarizer.problems.push(message);
+    this.log.warn(message);
+    this.writer.note(message);
+    this.stream.rewind();
   }
 
   /**
@@ -234,6 +253,15 @@ export class AgentFollower {
         this.log.debug(`could not fetch ${name}: ${(error as Error).message}`);
       }
     }
+  }
+
+  /** Why an agent stopped without `done`, where the host can tell: its run directory deleted under it. */
+  async whyNoDone(): Promise<string> {
+    const dir = this.handle.runDir;
+    const result = await this.agent.transport.exec(`test -d ${shq(dir)} && echo present || echo gone`).catch(() => undefined);
+    return result?.stdout.includes('gone')
+      ? `the run directory ${dir} on ${this.handle.host} was deleted while the run went on, so the agent could not go on`
+      : `the agent on ${this.handle.host} stopped without finishing its run (see agent.log in the run folder)`;
   }
 
   /** After an agent died hard: stop the server it left behind and put back any power limits it changed. */

@@ -146,8 +146,9 @@ async function finishFollowing(follower: AgentFollower, writer: RunWriter, summa
   let status: RunStatus = follower.doneStatus ?? 'error';
   if (!follower.sawDone) {
     status = 'error';
+    const why = await follower.whyNoDone();
     const cleaned = await follower.cleanUpAfterDeadAgent();
-    writer.updateMeta({ error: `the agent on ${follower.handle.host} stopped without finishing its run (see agent.log in the run folder); ${cleaned}` });
+    writer.updateMeta({ error: `${why}; what was received before is kept; ${cleaned}` });
     log.error(`the agent on ${follower.handle.host} stopped without a "done" event; ${cleaned}`);
   }
   const summary = summarizer.result();

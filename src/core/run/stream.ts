@@ -44,6 +44,12 @@ export class EventStream {
     this.partial = Buffer.from(data);
   }
 
+  /** Starts again at byte 0 of a file that was truncated or replaced; `nextSeq` still drops what was seen. */
+  rewind(): void {
+    this.offset = 0;
+    this.partial = Buffer.alloc(0);
+  }
+
   /** Forgets a half-received line, as when a connection drops and the tail restarts at `offset`. */
   resetPartial(): void {
     this.partial = Buffer.alloc(0);
