@@ -22,6 +22,7 @@ import { SlurmRun } from '../src/core/run/slurm';
 import { readEventsSync, RunStore } from '../src/core/store/store';
 import { SshTransport } from '../src/core/transport/ssh';
 import type { Transport } from '../src/core/transport/types';
+import { simConfig } from '../test/integration/helpers';
 import { startSlurm, type SlurmCluster } from '../test/integration/slurm';
 import { startSshLab, type HostSpec, type SshLab } from '../test/integration/sshd';
 
@@ -88,27 +89,9 @@ interface Lab {
 const CAP_W = 280;
 const DEFAULT_W = 700;
 
-function config(extra: { name?: string; workload?: string; sweep?: string } = {}): string {
-  return `name: ${extra.name ?? 'fault'}
-target: local
-server:
-  sim: true
-model:
-  id: meta-llama/Llama-3.1-8B-Instruct
-gpus:
-  type: H100-SXM-80GB
-  count: 2
-workload:
-  input_tokens: 64
-  output_tokens: 48
-${extra.workload ?? '  num_prompts: 16\n  concurrency: 2\n  warmup: 1'}
-sweep:
-${extra.sweep ?? `  power_cap_w: [${CAP_W}W]`}
-telemetry:
-  source: sim
-  interval: 50ms
-  idle_baseline: 1s
-`;
+/** A short simulated run on 2 GPUs, capped by default so every trial has limits to restore. */
+function config(extra: { name?: string; workload?: Record<string, number>; sweep?: string } = {}): string {
+  return simConfig({ name: extra.name ?? 'fault', sweep: extra.sweep ?? `  power_cap_w: [${CAP_W}W]`, workload: { num_prompts: 16, concurrency: 2, ...extra.workload } });
 }
 
 function start(lab: Lab, alias: string, text = config(), options: { reconnectForMs?: number; workspace?: string } = {}) {
@@ -203,6 +186,18 @@ function resetHost(lab: Lab, alias: string): void {
   rmSync(join(lab.simDir(alias), 'limits.json'), { force: true });
 }
 
+/** Two runs of one trial as one result; `capsRestored` is the host's state after both. */
+function both(ra: TrialResult, rb: TrialResult, capsRestored: boolean): TrialResult {
+  return {
+    lost: ra.lost + rb.lost,
+    duplicated: ra.duplicated + rb.duplicated,
+    capsRestored,
+    processesLeft: ra.processesLeft + rb.processesLeft,
+    outcome: `${ra.outcome}+${rb.outcome}`,
+    note: [ra.note, rb.note].filter(Boolean).join(' | ') || undefined,
+  };
+}
+
 interface Fault {
   name: string;
   what: string;
@@ -272,7 +267,7 @@ async function finishSlurmTrial(lab: Lab, run: SlurmRun): Promise<TrialResult> {
   };
 }
 
-const slurmConfig = (workload: string) => config({ name: 'fault-slurm', workload }).replace('target: local', 'target:\n  slurm:\n    login: login\n    nodes: 2\n    gpus_per_node: 1');
+const slurmConfig = (prompts: number) => config({ name: 'fault-slurm', workload: { num_prompts: prompts } }).replace('target: local', 'target:\n  slurm:\n    login: login\n    nodes: 2\n    gpus_per_node: 1');
 
 const faults: Fault[] = [
   {
@@ -310,7 +305,7 @@ const faults: Fault[] = [
     expected: 'the point ends "error" with the server\'s exit named; the run goes on or ends, caps restored',
     async trial(lab) {
       resetHost(lab, 'gpu-a');
-      const { run, events } = start(lab, 'gpu-a', config({ workload: '  num_prompts: 60\n  concurrency: 2\n  warmup: 1' }));
+      const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 60 } }));
       await until('measure', () => phaseSeen(events, 'measure'), 90_000);
       await sleep(500);
       lab.ssh.exec('gpu-a', `pkill -KILL -f '[w]attbench_agent.pyz sim-server' || true`);
@@ -323,7 +318,7 @@ const faults: Fault[] = [
     trials: 1,
     async trial(lab) {
       resetHost(lab, 'gpu-a');
-      const { run, events } = start(lab, 'gpu-a', config({ workload: '  num_prompts: 40\n  concurrency: 2\n  warmup: 1' }));
+      const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 40 } }));
       await until('measure', () => phaseSeen(events, 'measure'), 90_000);
       lab.ssh.exec('gpu-a', `rm -rf ${run.writer.meta.remotes[0].runDir}`);
       return finishTrial(lab, 'gpu-a', run);
@@ -335,7 +330,7 @@ const faults: Fault[] = [
     trials: 1,
     async trial(lab) {
       resetHost(lab, 'gpu-a');
-      const { run, events } = start(lab, 'gpu-a', config({ workload: '  num_prompts: 40\n  concurrency: 2\n  warmup: 1' }));
+      const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 40 } }));
       await until('measure', () => phaseSeen(events, 'measure'), 90_000);
       lab.ssh.exec('gpu-a', `: > ${run.writer.meta.remotes[0].runDir}/events.ndjson`);
       return finishTrial(lab, 'gpu-a', run);
@@ -347,7 +342,7 @@ const faults: Fault[] = [
     trials: SHORT ? 1 : 4,
     async trial(lab) {
       resetHost(lab, 'login');
-      const { run, events } = slurmStart(lab, slurmConfig('  num_prompts: 16\n  concurrency: 2\n  warmup: 1'));
+      const { run, events } = slurmStart(lab, slurmConfig(16));
       await until('the job to send events', () => events.length > 0, 90_000);
       await sleep(random() * 3000);
       lab.ssh.cutConnections('login');
@@ -361,7 +356,7 @@ const faults: Fault[] = [
     expected: 'the job ends and the run says node 0 did not finish; the node itself restores its limits (restore-caps after the agent)',
     async trial(lab) {
       resetHost(lab, 'login');
-      const { run, events } = slurmStart(lab, slurmConfig('  num_prompts: 60\n  concurrency: 2\n  warmup: 1'));
+      const { run, events } = slurmStart(lab, slurmConfig(60));
       await until('measure', () => phaseSeen(events, 'measure'), 90_000);
       lab.ssh.exec('login', `pkill -9 -f '[w]attbench_agent.pyz run --job .*${run.id}'`);
       return finishSlurmTrial(lab, run);
@@ -410,14 +405,7 @@ const faults: Fault[] = [
       const a = start(lab, 'share-1', config({ name: 'node-a', sweep: '  power_cap_w: [280W]' }));
       const b = start(lab, 'share-2', config({ name: 'node-b', sweep: '  power_cap_w: [320W]' }));
       const [ra, rb] = await Promise.all([finishTrial(lab, 'share-1', a.run), finishTrial(lab, 'share-2', b.run)]);
-      return {
-        lost: ra.lost + rb.lost,
-        duplicated: ra.duplicated + rb.duplicated,
-        capsRestored: ra.capsRestored && rb.capsRestored,
-        processesLeft: ra.processesLeft + rb.processesLeft,
-        outcome: `${ra.outcome}+${rb.outcome}`,
-        note: [ra.note, rb.note].filter(Boolean).join(' | ') || undefined,
-      };
+      return both(ra, rb, ra.capsRestored && rb.capsRestored);
     },
   },
   {
@@ -429,14 +417,7 @@ const faults: Fault[] = [
       const a = start(lab, 'gpu-b', config({ name: 'first', sweep: '  power_cap_w: [280W, 300W]' }));
       const b = start(lab, 'gpu-b', config({ name: 'second', sweep: '  power_cap_w: [320W]' }));
       const [ra, rb] = await Promise.all([finishTrial(lab, 'gpu-b', a.run), finishTrial(lab, 'gpu-b', b.run)]);
-      return {
-        lost: ra.lost + rb.lost,
-        duplicated: ra.duplicated + rb.duplicated,
-        capsRestored: lab.limits('gpu-b').every((w) => w === DEFAULT_W),
-        processesLeft: ra.processesLeft + rb.processesLeft,
-        outcome: `${ra.outcome}+${rb.outcome}`,
-        note: [ra.note, rb.note].filter(Boolean).join(' | ') || undefined,
-      };
+      return both(ra, rb, lab.limits('gpu-b').every((w) => w === DEFAULT_W));
     },
   },
 ];
