@@ -2071,7 +2071,11 @@ async function fuzzShell(options: FuzzOptions, report: FuzzReport): Promise<void
       const ran = await run('bash', [scriptFile], { cwd, env: { ...sandbox.env, FUZZ_LOG: log } });
       const sruns = recorded(log, 'srun');
       const envs = recorded(log, 'srun-env');
-      if (sruns.length !== 1) findings.push([layer, `srun ran ${sruns.length} times (exit ${ran.status}${ran.stderr ? `: ${ran.stderr.trim().split('\n').pop()?.replace(scriptFile, 'sbatch.sh').slice(0, 160)}` : ''})`]);
+      // A setup line that fails on its own stops the job with its number named, before srun: contained, not unsafe.
+      const stoppedAtSetup = setup && sruns.length === 0 && /wattbench: setup line \d+ failed/.test(ran.stderr);
+      if (stoppedAtSetup) {
+        // the line ran as itself, and only itself
+      } else if (sruns.length !== 1) findings.push([layer, `srun ran ${sruns.length} times (exit ${ran.status}${ran.stderr ? `: ${ran.stderr.trim().split('\n').pop()?.replace(scriptFile, 'sbatch.sh').slice(0, 160)}` : ''})`]);
       else if (!isDeepStrictEqual(sruns[0].slice(1), baseline.srunArgs)) findings.push([layer, 'srun got other arguments than Wattbench wrote']);
       if (envs.length === 1 && (envs[0][0] !== wellFormed(runDir) || envs[0][1] !== wellFormed(agentPath)))
         findings.push([layer, `srun saw WATTBENCH_RUN=${describeValue(envs[0][0])} WATTBENCH_AGENT=${describeValue(envs[0][1])}, not the run directory and agent given`]);

@@ -54,7 +54,13 @@ class SampleNodeTest(unittest.TestCase):
             env = dict(os.environ, WATTBENCH_HOME=os.path.join(tmp, "home"))
             process = subprocess.Popen([sys.executable, AGENT, "sample", "--job", job_path, "--run-dir",
                                         os.path.join(tmp, "node-1")], env=env)
-            time.sleep(0.6)
+            # TERM once it is sampling (its handler is installed before the first event): a fixed sleep raced a
+            # slow start on a busy machine, where the default handler killed it.
+            events_file = os.path.join(tmp, "node-1", "events.ndjson")
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (os.path.exists(events_file) and os.path.getsize(events_file) > 0):
+                time.sleep(0.05)
+            time.sleep(0.3)
             process.terminate()
             self.assertEqual(process.wait(timeout=10), 0)
             with open(os.path.join(tmp, "node-1", "events.ndjson")) as f:

@@ -93,7 +93,7 @@ describe('summarize', () => {
 
   it('integrates interval-averaged power readings as steps', () => {
     const events = syntheticRun({ counter: false }).map((e) => {
-      if (e.type === 'hello') return { ...e, telemetry: { ...e.telemetry, power_reading: 'interval_average' as const } };
+      if (e.type === 'hello') return { ...e, telemetry: { ...e.telemetry!, power_reading: 'interval_average' as const } };
       // Turn each instant reading into the mean over the interval before it.
       if (e.type === 'sample') return { ...e, gpus: e.gpus.map((g) => ({ ...g, p_w: e.t < 2 || e.t - 0.1 < 2 ? g.p_w : 100 + 50 * (e.t - 0.05 - 2) })) };
       return e;

@@ -51,15 +51,15 @@ export function loadConfig(text: string, options: LoadOptions = {}): LoadedConfi
   const input = source.value as ConfigInput;
   const resolved = resolveConfig(input, { source, costDefaults: options.costDefaults, fileExists: options.fileExists });
   diagnostics.push(...resolved.diagnostics);
-  const expanded = expandSweep(resolved.config, input.sweep, source);
+  const expanded = expandSweep(resolved.config, input.sweep, source, MAX_POINTS);
   diagnostics.push(...expanded.diagnostics);
-  if (expanded.points.length > MAX_POINTS)
+  if (expanded.count > MAX_POINTS)
     diagnostics.push({
       severity: 'error',
       code: 'too-many-points',
       path: ['sweep'],
       range: source.rangeOf(['sweep'], 'key'),
-      message: `The sweep expands to ${expanded.points.length} points (more than ${MAX_POINTS}); split it into several configs.`,
+      message: `The sweep expands to ${expanded.count} points (more than ${MAX_POINTS}); split it into several configs.`,
     });
   if (options.extraChecks && !hasErrors(diagnostics)) diagnostics.push(...options.extraChecks(resolved.config, expanded.points, source));
   const ok = !hasErrors(diagnostics);

@@ -60,16 +60,19 @@ const HostString = Type.String({
 export const SlurmTarget = Type.Object(
   {
     login: Type.String({ minLength: 1, description: 'SSH host of the login node (alias or user@host[:port]).' }),
-    partition: Type.Optional(Type.String({ description: 'Partition (sbatch --partition).' })),
+    // Written into #SBATCH lines, which Slurm splits at blanks and cuts at '#': one word only.
+    partition: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.,:@+-]+$', errorMessage: 'a partition name (letters, digits and _ . , : @ + - only)', description: 'Partition (sbatch --partition).' })),
     nodes: Type.Optional(PositiveInt('Number of nodes (sbatch --nodes).', { default: 1 })),
     gpus_per_node: Type.Optional(PositiveInt('GPUs per node (sbatch --gres=gpu:N).')),
     time_limit: Type.Optional(Duration),
-    account: Type.Optional(Type.String({ description: 'Account to charge (sbatch --account).' })),
-    sbatch_options: Type.Optional(Type.Array(Type.String(), { description: 'Extra sbatch options, e.g. "--qos=high".' })),
+    account: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.,:@+-]+$', errorMessage: 'an account name (letters, digits and _ . , : @ + - only)', description: 'Account to charge (sbatch --account).' })),
+    sbatch_options: Type.Optional(
+      Type.Array(Type.String({ pattern: '^-[^\\s#]+$', errorMessage: 'one sbatch option without blanks or #, e.g. "--qos=high"' }), { description: 'Extra sbatch options, e.g. "--qos=high".' }),
+    ),
     setup: Type.Optional(
       Type.Array(Type.String(), { description: 'Shell lines run before the agent (module load, source venv/bin/activate).' }),
     ),
-    workdir: Type.Optional(Type.String({ description: 'Directory on the shared filesystem for run files.' })),
+    workdir: Type.Optional(Type.String({ pattern: '^/[^\\s#\'"$`\\\\]*$', errorMessage: 'an absolute path without blanks, quotes, $, ` or #', description: 'Directory on the shared filesystem for run files.' })),
   },
   { additionalProperties: false },
 );

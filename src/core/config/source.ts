@@ -25,9 +25,12 @@ export interface ParsedSource {
 export function parseSource(text: string): ParsedSource {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const lines = text.split('\n');
   const toPosition = (offset: number): Position => {
     const { line, col } = lineCounter.linePos(Math.max(0, Math.min(offset, text.length)));
-    return { line: line - 1, col: col - 1 };
+    // yaml's LineCounter misses newlines inside some error tokens: a position never lies past its line's end.
+    const l = Math.min(Math.max(0, line - 1), lines.length - 1);
+    return { line: l, col: Math.min(Math.max(0, col - 1), lines[l].length) };
   };
   const toRange = (start: number, end: number): SourceRange => ({ start: toPosition(start), end: toPosition(Math.max(start, end)) });
   const wholeFirstLine = (): SourceRange => toRange(0, Math.max(0, text.indexOf('\n') === -1 ? text.length : text.indexOf('\n')));
@@ -68,8 +71,18 @@ export function parseSource(text: string): ParsedSource {
   const rangeOfNode = (node: Node | undefined): SourceRange | undefined =>
     node?.range ? toRange(node.range[0], node.range[1]) : undefined;
 
+  let value: unknown;
+  try {
+    value = doc.contents === null ? undefined : doc.toJS({ maxAliasCount: 100 });
+    if (refersToItself(value)) throw new Error('an alias refers to the node that holds it');
+  } catch (error) {
+    // An unresolved, circular or exploding alias: the document has no value to validate.
+    value = undefined;
+    syntaxErrors.push({ severity: 'error', code: 'yaml-alias', message: `YAML alias: ${(error as Error).message.split('\n')[0]}. Write the value out instead of the alias.`, range: wholeFirstLine(), path: [] });
+  }
+
   return {
-    value: doc.contents === null ? undefined : doc.toJS({ maxAliasCount: 100 }),
+    value,
     text,
     syntaxErrors,
     has(path) {
@@ -107,4 +120,13 @@ function syntaxMessage(code: string, message: string): string {
   };
   if (/end with a [}\]]/.test(first)) return `YAML syntax: ${first} (is a bracket opened above left unclosed?)`;
   return hints[code] ? `${first} (${hints[code]})` : `YAML syntax: ${first}`;
+}
+
+function refersToItself(value: unknown, seen = new Set<unknown>()): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (seen.has(value)) return true;
+  seen.add(value);
+  const found = Object.values(value).some((v) => refersToItself(v, seen));
+  seen.delete(value);
+  return found;
 }

@@ -12,8 +12,12 @@ export function expandSweep(
   config: ResolvedConfig,
   sweep: SweepInput | undefined,
   source?: ParsedSource,
-): { points: ResolvedPoint[]; diagnostics: ConfigDiagnostic[] } {
+  maxPoints = Infinity,
+): { points: ResolvedPoint[]; diagnostics: ConfigDiagnostic[]; count: number } {
   const dimensions = Object.entries(sweep ?? {}).filter(([key]) => key !== 'points') as [SweepKey, unknown[]][];
+  // Counted before it is built: three lists of 100 values would otherwise make a million points to refuse.
+  const count = dimensions.reduce((n, [, values]) => n * values.length, 1) * (sweep?.points ? (sweep.points as unknown[]).length : 1);
+  if (count > maxPoints) return { points: [], diagnostics: [], count };
   let combos: PointParams[] = [{}];
   for (const [key, values] of dimensions) combos = combos.flatMap((combo) => values.map((value) => ({ ...combo, [key]: value })));
   if (sweep?.points) {
@@ -48,7 +52,7 @@ export function expandSweep(
       powerCapW: params.power_cap_w !== undefined ? parsePower(params.power_cap_w as number | string) : config.gpus.powerCapW,
     };
   });
-  return { points, diagnostics };
+  return { points, diagnostics, count };
 }
 
 function applyToWorkload(base: ResolvedWorkload, params: PointParams): ResolvedWorkload {

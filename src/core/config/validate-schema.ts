@@ -84,6 +84,7 @@ function describe(schema: JsonSchema): string {
 
 function shown(value: unknown): string {
   if (value === null || value === undefined) return 'nothing';
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const text = JSON.stringify(value);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }
@@ -122,13 +123,15 @@ function check(schema: JsonSchema, value: unknown, path: ConfigPath, source: Par
       const text = value as string;
       if (schema.minLength !== undefined && text.length < schema.minLength) report('empty', `${where(path)} must not be empty.`);
       else if (schema.pattern && !new RegExp(schema.pattern).test(text))
-        report('bad-format', `${where(path)} must be ${describe(schema.description ? { ...schema, errorMessage: schema.description } : schema)}, got ${shown(text)}.`);
+        report('bad-format', `${where(path)} must be ${describe(!schema.errorMessage && schema.description ? { ...schema, errorMessage: schema.description } : schema)}, got ${shown(text)}.`);
       return;
     }
     case 'number':
     case 'integer': {
       const n = value as number;
-      if (schema.minimum !== undefined && n < schema.minimum) report('out-of-range', `${where(path)} must be at least ${schema.minimum}, got ${n}.`);
+      // NaN and ±Infinity (.nan, .inf, 1e400) pass every comparison below: refuse them first.
+      if (!Number.isFinite(n)) report('out-of-range', `${where(path)} must be a finite number, got ${n}.`);
+      else if (schema.minimum !== undefined && n < schema.minimum) report('out-of-range', `${where(path)} must be at least ${schema.minimum}, got ${n}.`);
       else if (schema.exclusiveMinimum !== undefined && n <= schema.exclusiveMinimum)
         report('out-of-range', `${where(path)} must be greater than ${schema.exclusiveMinimum}, got ${n}.`);
       else if (schema.maximum !== undefined && n > schema.maximum) report('out-of-range', `${where(path)} must be at most ${schema.maximum}, got ${n}.`);

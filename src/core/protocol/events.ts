@@ -53,7 +53,8 @@ export interface HelloEvent extends Base {
   pid: number;
   pgid?: number;
   driver?: string;
-  telemetry: { source: string; interval_s: number; power_reading?: 'instant' | 'interval_average'; power_average_window_s?: number; warnings?: string[] };
+  /** Absent only in streams not written by the agent (parseEventLine accepts them). */
+  telemetry?: { source: string; interval_s: number; power_reading?: 'instant' | 'interval_average'; power_average_window_s?: number; warnings?: string[] };
   simulated: boolean;
   capabilities?: string[];
   gpus: GpuInfo[];
@@ -161,12 +162,90 @@ export function parseEventLine(line: string): ParsedLine {
   const e = value as Record<string, unknown>;
   if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 0) return { ok: false, problem: 'missing or invalid "seq"' };
   if (typeof e.t !== 'number' || !Number.isFinite(e.t)) return { ok: false, problem: `event ${e.seq}: missing or invalid "t"` };
+  if (e.t < 0 || e.t > MAX_T) return { ok: false, problem: `event ${e.seq}: "t" ${e.t} is not a time` };
   const type = e.type as EventType;
-  const required = REQUIRED[type];
-  if (!required) return { ok: false, problem: `event ${e.seq}: unknown type ${JSON.stringify(e.type)}` };
+  // Own keys only: a type named "toString" or "__proto__" is unknown, not Object.prototype's.
+  const required = typeof type === 'string' && Object.hasOwn(REQUIRED, type) ? REQUIRED[type] : undefined;
+  if (!required) return { ok: false, problem: `event ${e.seq}: unknown type ${JSON.stringify(e.type)?.slice(0, 40)}` };
   const missing = required.filter((k) => e[k] === undefined);
   if (missing.length) return { ok: false, problem: `event ${e.seq} (${type}): missing ${missing.join(', ')}` };
-  if (type === 'sample' && !Array.isArray(e.gpus)) return { ok: false, problem: `event ${e.seq} (sample): "gpus" is not a list` };
   if (e.v !== undefined && e.v !== PROTOCOL_VERSION) return { ok: false, problem: `event ${e.seq}: protocol version ${e.v}, this Wattbench reads ${PROTOCOL_VERSION}` };
+  const wrong = checkFields(e, SHAPES[type]);
+  if (wrong) return { ok: false, problem: `event ${e.seq} (${type}): ${wrong}` };
   return { ok: true, event: value as AgentEvent };
+}
+
+/** Event times are epoch seconds (or seconds from 0 in made-up streams): anything past year 5000 is garbage. */
+const MAX_T = 1e11;
+
+/**
+ * What a field must hold for the summary to compute with it. The agent writes nothing else; a line that
+ * does (a garbled file, another program's output) is a located problem, never a wrong figure or a crash.
+ */
+type Shape =
+  | 'string'
+  | 'bool'
+  | 'object'
+  | { num: [min: number, max: number]; int?: boolean; nullable?: boolean }
+  | { list: Shape }
+  | { fields: Record<string, Shape>; optional?: string[] };
+
+const count = (max = 1e12): Shape => ({ num: [0, max], int: true });
+const watts: Shape = { num: [0, 1e5] };
+const seconds: Shape = { num: [0, 1e8] };
+const gpuInfo: Shape = { fields: { index: count(1e6), name: 'string' }, optional: ['name'] };
+const SHAPES: Record<EventType, { fields: Record<string, Shape>; optional?: string[] }> = {
+  hello: { fields: { run_id: 'string', gpus: { list: gpuInfo }, telemetry: { fields: { source: 'string', interval_s: seconds }, optional: ['interval_s'] } }, optional: ['telemetry'] },
+  phase: { fields: { phase: 'string', point: 'string', repeat: count() }, optional: ['point', 'repeat'] },
+  sample: {
+    fields: { gpus: { list: { fields: { i: count(1e6), p_w: watts, e_j: { num: [0, 1e15] } }, optional: ['p_w', 'e_j'] } }, inflight: count() },
+    optional: ['inflight'],
+  },
+  request: {
+    fields: {
+      point: 'string', ok: 'bool', warmup: 'bool', repeat: count(), t_start: { num: [0, MAX_T] }, t_end: { num: [0, MAX_T] },
+      prompt_tokens: { num: [0, 1e9], int: true, nullable: true }, output_tokens: count(1e9), latency_s: seconds,
+      ttft_s: { num: [0, 1e8], nullable: true }, itl_s: { list: seconds }, error: 'string', http_status: count(999),
+    },
+    optional: ['ok', 'warmup', 'repeat', 't_start', 't_end', 'prompt_tokens', 'ttft_s', 'itl_s', 'error', 'http_status'],
+  },
+  point: { fields: { point: 'string', state: 'string', status: 'string', repeat: count() }, optional: ['status', 'repeat'] },
+  cap: { fields: { action: 'string', gpus: { list: { fields: { i: count(1e6), from_w: { num: [0, 1e5], nullable: true }, to_w: watts }, optional: ['from_w'] } } } },
+  log: { fields: { msg: 'string' } },
+  error: { fields: { message: 'string', where: 'string' }, optional: ['where'] },
+  done: { fields: { status: 'string', caps_restored: 'bool' }, optional: ['caps_restored'] },
+};
+
+/** The first field of `value` that does not fit `shape`, said with its path, or undefined. */
+function checkFields(value: Record<string, unknown>, shape: { fields: Record<string, Shape>; optional?: string[] }, at = ''): string | undefined {
+  for (const [key, inner] of Object.entries(shape.fields)) {
+    const v = value[key];
+    if (v === undefined && shape.optional?.includes(key)) continue;
+    const wrong = checkShape(v, inner, `${at}${key}`);
+    if (wrong) return wrong;
+  }
+  return undefined;
+}
+
+function checkShape(v: unknown, shape: Shape, path: string): string | undefined {
+  const said = () => `"${path}" is ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
+  if (shape === 'string') return typeof v === 'string' ? undefined : `${said()}, expected a string`;
+  if (shape === 'bool') return typeof v === 'boolean' ? undefined : `${said()}, expected true or false`;
+  if (shape === 'object') return typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : `${said()}, expected an object`;
+  if ('num' in shape) {
+    if (v === null && shape.nullable) return undefined;
+    const [min, max] = shape.num;
+    const ok = typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max && (!shape.int || Number.isInteger(v));
+    return ok ? undefined : `${said()}, expected ${shape.int ? 'a whole number' : 'a number'} from ${min} to ${max}`;
+  }
+  if ('list' in shape) {
+    if (!Array.isArray(v)) return `${said()}, expected a list`;
+    for (const [i, item] of v.entries()) {
+      const wrong = checkShape(item, shape.list, `${path}[${i}]`);
+      if (wrong) return wrong;
+    }
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${said()}, expected an object`;
+  return checkFields(v as Record<string, unknown>, shape, `${path}.`);
 }

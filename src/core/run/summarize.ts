@@ -517,8 +517,8 @@ export class Summarizer {
       hosts: [...new Set(this.hellos.map((h) => h.node ?? h.host))],
       gpus: this.hellos.flatMap((h) => h.gpus.map((g) => (h.node ? { ...g, node: h.node } : g))),
       telemetry: {
-        source: hello?.telemetry.source ?? 'unknown',
-        interval_s: hello?.telemetry.interval_s ?? NaN,
+        source: hello?.telemetry?.source ?? 'unknown',
+        interval_s: hello?.telemetry?.interval_s ?? NaN,
         // Several nodes sample in parallel: the period per node is what matters.
         achieved_interval_s: intervals === null ? null : intervals * Math.max(1, this.hellos.length),
         samples: this.samples,

@@ -32,7 +32,9 @@ export function sbatchScript(options: { runId: string; runDir: string; agentPath
     ...directives.map((d) => `#SBATCH ${d}`),
     '# Written by Wattbench; kept with the run.',
     'set -u',
-    ...slurm.setup.map((line) => line),
+    // Each setup line runs on its own, so a trailing backslash, a here-document or a dangling pipe in one
+    // line cannot swallow the lines after it (the exports the agent needs); a line that fails ends the job.
+    ...slurm.setup.map((line, i) => `eval ${shq(line)} || { echo ${shq(`wattbench: setup line ${i + 1} failed: ${line}`)} >&2; exit 1; }`),
     `export WATTBENCH_RUN=${shq(runDir)}`,
     `export WATTBENCH_AGENT=${shq(options.agentPath)}`,
     // SIGTERM (scancel, time limit) reaches the steps; the agents restore power limits and write `done`.
