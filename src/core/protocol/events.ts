@@ -170,7 +170,7 @@ export function parseEventLine(line: string): ParsedLine {
   const missing = required.filter((k) => e[k] === undefined);
   if (missing.length) return { ok: false, problem: `event ${e.seq} (${type}): missing ${missing.join(', ')}` };
   if (e.v !== undefined && e.v !== PROTOCOL_VERSION) return { ok: false, problem: `event ${e.seq}: protocol version ${e.v}, this Wattbench reads ${PROTOCOL_VERSION}` };
-  const wrong = checkFields(e, SHAPES[type]);
+  const wrong = CHECKS[type](e);
   if (wrong) return { ok: false, problem: `event ${e.seq} (${type}): ${wrong}` };
   return { ok: true, event: value as AgentEvent };
 }
@@ -205,7 +205,7 @@ const SHAPES: Record<EventType, { fields: Record<string, Shape>; optional?: stri
     fields: {
       point: 'string', ok: 'bool', warmup: 'bool', repeat: count(), t_start: { num: [0, MAX_T] }, t_end: { num: [0, MAX_T] },
       prompt_tokens: { num: [0, 1e9], int: true, nullable: true }, output_tokens: count(1e9), latency_s: seconds,
-      ttft_s: { num: [0, 1e8], nullable: true }, itl_s: { list: seconds }, error: 'string', http_status: count(999),
+      ttft_s: { num: [0, 1e8], nullable: true }, error: 'string', http_status: count(999),
     },
     optional: ['ok', 'warmup', 'repeat', 't_start', 't_end', 'prompt_tokens', 'ttft_s', 'itl_s', 'error', 'http_status'],
   },
@@ -216,36 +216,83 @@ const SHAPES: Record<EventType, { fields: Record<string, Shape>; optional?: stri
   done: { fields: { status: 'string', caps_restored: 'bool' }, optional: ['caps_restored'] },
 };
 
-/** The first field of `value` that does not fit `shape`, said with its path, or undefined. */
-function checkFields(value: Record<string, unknown>, shape: { fields: Record<string, Shape>; optional?: string[] }, at = ''): string | undefined {
-  for (const [key, inner] of Object.entries(shape.fields)) {
-    const v = value[key];
-    if (v === undefined && shape.optional?.includes(key)) continue;
-    const wrong = checkShape(v, inner, `${at}${key}`);
-    if (wrong) return wrong;
-  }
-  return undefined;
-}
+/** Checks a value against a shape; built once per shape, so the hot path allocates nothing for a good event. */
+type Check = (v: unknown) => string | undefined;
 
-function checkShape(v: unknown, shape: Shape, path: string): string | undefined {
-  const said = () => `"${path}" is ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
-  if (shape === 'string') return typeof v === 'string' ? undefined : `${said()}, expected a string`;
-  if (shape === 'bool') return typeof v === 'boolean' ? undefined : `${said()}, expected true or false`;
-  if (shape === 'object') return typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : `${said()}, expected an object`;
+const said = (v: unknown, path: string) => `"${path}" is ${JSON.stringify(v)?.slice(0, 40) ?? String(v)}`;
+
+function compile(shape: Shape, path: string): Check {
+  if (shape === 'string') return (v) => (typeof v === 'string' ? undefined : `${said(v, path)}, expected a string`);
+  if (shape === 'bool') return (v) => (typeof v === 'boolean' ? undefined : `${said(v, path)}, expected true or false`);
+  if (shape === 'object') return (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : `${said(v, path)}, expected an object`);
   if ('num' in shape) {
-    if (v === null && shape.nullable) return undefined;
     const [min, max] = shape.num;
-    const ok = typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max && (!shape.int || Number.isInteger(v));
-    return ok ? undefined : `${said()}, expected ${shape.int ? 'a whole number' : 'a number'} from ${min} to ${max}`;
+    const { int, nullable } = shape;
+    const expected = `expected ${int ? 'a whole number' : 'a number'} from ${min} to ${max}`;
+    return (v) => {
+      if (v === null && nullable) return undefined;
+      // Comparisons are false for NaN, so this also refuses non-numbers and NaN; Infinity fails the range.
+      if (typeof v === 'number' && v >= min && v <= max && (!int || Number.isInteger(v))) return undefined;
+      return `${said(v, path)}, ${expected}`;
+    };
   }
   if ('list' in shape) {
-    if (!Array.isArray(v)) return `${said()}, expected a list`;
-    for (const [i, item] of v.entries()) {
-      const wrong = checkShape(item, shape.list, `${path}[${i}]`);
+    const item = compile(shape.list, `${path}[]`);
+    return (v) => {
+      if (!Array.isArray(v)) return `${said(v, path)}, expected a list`;
+      for (let i = 0; i < v.length; i++) {
+        const wrong = item(v[i]);
+        if (wrong) return wrong.replace(`${path}[]`, `${path}[${i}]`);
+      }
+      return undefined;
+    };
+  }
+  const fields = compileFields(shape, path ? `${path}.` : '');
+  return (v) => (typeof v !== 'object' || v === null || Array.isArray(v) ? `${said(v, path)}, expected an object` : fields(v as Record<string, unknown>));
+}
+
+function compileFields(shape: { fields: Record<string, Shape>; optional?: string[] }, prefix: string): (v: Record<string, unknown>) => string | undefined {
+  const checks = Object.entries(shape.fields).map(([key, inner]) => [key, compile(inner, `${prefix}${key}`), shape.optional?.includes(key) ?? false] as const);
+  return (v) => {
+    for (const [key, check, optional] of checks) {
+      const value = v[key];
+      if (value === undefined && optional) continue;
+      const wrong = check(value);
       if (wrong) return wrong;
     }
     return undefined;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${said()}, expected an object`;
-  return checkFields(v as Record<string, unknown>, shape, `${path}.`);
+  };
 }
+
+const CHECKS = Object.fromEntries(Object.entries(SHAPES).map(([type, shape]) => [type, compileFields(shape, '')])) as Record<EventType, (v: Record<string, unknown>) => string | undefined>;
+
+// A request carries one inter-token latency per token: checked in a plain loop, not a closure per value.
+const checkRequestFields = CHECKS.request;
+CHECKS.request = (e) => {
+  const itl = e.itl_s;
+  if (itl !== undefined) {
+    if (!Array.isArray(itl)) return `${said(itl, 'itl_s')}, expected a list`;
+    for (let k = 0; k < itl.length; k++) {
+      const x = itl[k];
+      if (!(typeof x === 'number' && x >= 0 && x <= 1e8)) return `${said(x, `itl_s[${k}]`)}, expected a number from 0 to 100000000`;
+    }
+  }
+  return checkRequestFields(e);
+};
+
+// Samples are most of a stream (one per tick, a reading per GPU): a straight-line check lets a good one
+// through at the cost of a few comparisons, and only a doubtful one goes to the general check for its message.
+const checkSampleFully = CHECKS.sample;
+CHECKS.sample = (e) => {
+  const gpus = e.gpus;
+  if (!Array.isArray(gpus) || (e.inflight !== undefined && !(Number.isInteger(e.inflight) && (e.inflight as number) >= 0))) return checkSampleFully(e);
+  for (let k = 0; k < gpus.length; k++) {
+    const g = gpus[k] as { i?: unknown; p_w?: unknown; e_j?: unknown } | null;
+    if (typeof g !== 'object' || g === null || !Number.isInteger(g.i) || (g.i as number) < 0 || (g.i as number) > 1e6) return checkSampleFully(e);
+    const p = g.p_w;
+    if (p !== undefined && !(typeof p === 'number' && p >= 0 && p <= 1e5)) return checkSampleFully(e);
+    const j = g.e_j;
+    if (j !== undefined && !(typeof j === 'number' && j >= 0 && j <= 1e15)) return checkSampleFully(e);
+  }
+  return undefined;
+};
