@@ -269,6 +269,15 @@ async function finishSlurmTrial(lab: Lab, run: SlurmRun): Promise<TrialResult> {
 
 const slurmConfig = (prompts: number) => config({ name: 'fault-slurm', workload: { num_prompts: prompts } }).replace('target: local', 'target:\n  slurm:\n    login: login\n    nodes: 2\n    gpus_per_node: 1');
 
+/** Runs `command(runDir)` on gpu-a once a point measures, and follows the run to its end. */
+async function whileMeasuring(lab: Lab, command: (runDir: string) => string): Promise<TrialResult> {
+  resetHost(lab, 'gpu-a');
+  const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 40 } }));
+  await until('measure', () => phaseSeen(events, 'measure'), 90_000);
+  lab.ssh.exec('gpu-a', command(run.writer.meta.remotes[0].runDir));
+  return finishTrial(lab, 'gpu-a', run);
+}
+
 const faults: Fault[] = [
   {
     name: 'ssh-cut',
@@ -316,25 +325,13 @@ const faults: Fault[] = [
     name: 'run-dir-deleted',
     what: "the run's directory on the host deleted (rm -rf) while it measures",
     trials: 1,
-    async trial(lab) {
-      resetHost(lab, 'gpu-a');
-      const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 40 } }));
-      await until('measure', () => phaseSeen(events, 'measure'), 90_000);
-      lab.ssh.exec('gpu-a', `rm -rf ${run.writer.meta.remotes[0].runDir}`);
-      return finishTrial(lab, 'gpu-a', run);
-    },
+    trial: (lab) => whileMeasuring(lab, (runDir) => `rm -rf ${runDir}`),
   },
   {
     name: 'event-file-truncated',
     what: 'the event file on the host truncated to 0 bytes while it measures',
     trials: 1,
-    async trial(lab) {
-      resetHost(lab, 'gpu-a');
-      const { run, events } = start(lab, 'gpu-a', config({ workload: { num_prompts: 40 } }));
-      await until('measure', () => phaseSeen(events, 'measure'), 90_000);
-      lab.ssh.exec('gpu-a', `: > ${run.writer.meta.remotes[0].runDir}/events.ndjson`);
-      return finishTrial(lab, 'gpu-a', run);
-    },
+    trial: (lab) => whileMeasuring(lab, (runDir) => `: > ${runDir}/events.ndjson`),
   },
   {
     name: 'slurm-ssh-cut',

@@ -282,3 +282,13 @@ class StartedRun:
         self.pid = pid
         self.run_dir = run_dir
         self.proc = proc
+
+
+def max_overlap(requests: List[Dict[str, Any]]) -> int:
+    """Most requests in flight at once."""
+    edges = sorted([(r["t_start"], 1) for r in requests] + [(r["t_end"], -1) for r in requests])
+    in_flight = peak = 0
+    for _, step in edges:
+        in_flight += step
+        peak = max(peak, in_flight)
+    return peak

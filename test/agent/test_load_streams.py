@@ -11,7 +11,7 @@ import time
 import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from .helpers import AgentTestCase, http_point  # noqa: F401  (helpers puts agent/ on sys.path)
+from .helpers import AgentTestCase, http_point, max_overlap  # noqa: F401  (helpers puts agent/ on sys.path)
 
 from wattbench_agent import load
 from wattbench_agent.job import PointConfig, WorkloadConfig
@@ -334,16 +334,6 @@ class StreamErrorTest(StreamTestCase):
         finish = {"type": "abort", "message": "The request was aborted by the scheduler"}
         result = self.request([SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish=finish)), DONE])
         self.assert_failed(result, "aborted by the scheduler")
-
-
-def max_overlap(requests: List[Dict[str, Any]]) -> int:
-    """Most requests in flight at once."""
-    edges = sorted([(r["t_start"], 1) for r in requests] + [(r["t_end"], -1) for r in requests])
-    in_flight = peak = 0
-    for _, step in edges:
-        in_flight += step
-        peak = max(peak, in_flight)
-    return peak
 
 
 class LoadTestCase(StreamTestCase):

@@ -9,20 +9,10 @@ import sys
 import time
 import urllib.request
 
-from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, find_free_port, http_point
+from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, find_free_port, http_point, max_overlap
 
 from wattbench_agent.__main__ import write_pid_file
 from wattbench_agent.util import pid_alive
-
-
-def max_overlap(requests):
-    """Most requests in flight at once."""
-    edges = sorted([(r["t_start"], 1) for r in requests] + [(r["t_end"], -1) for r in requests])
-    in_flight = peak = 0
-    for _, step in edges:
-        in_flight += step
-        peak = max(peak, in_flight)
-    return peak
 
 
 class FullSimRunTest(AgentTestCase):

@@ -82,23 +82,16 @@ export interface FollowedAgain {
  */
 export async function followAgain(meta: RunMeta, kind: FollowKind, options: FollowAgainOptions): Promise<FollowedAgain> {
   const runId = meta.run_id;
-  if (kind === 'slurm') {
-    const transport = options.transportFor(meta.target.replace(/^slurm:/, ''));
-    try {
-      return { run: closing(SlurmRun.reattach({ ...options, runId, transport }), transport), kind, where: `Slurm job ${meta.slurm?.job_id}` };
-    } catch (error) {
-      transport.close();
-      throw error;
-    }
-  }
   if (kind === 'multihost') {
     const { confirmQueued } = options;
     return { run: MultiHostRun.resume({ ...options, runId, confirmQueued: confirmQueued && ((n) => confirmQueued(meta, n)) }), kind, where: meta.target };
   }
-  const host = meta.remotes[0].host;
+  // One host to talk to: the login node or the run's host. Its transport lives as long as the run, or closes at once if the run cannot be picked up.
+  const host = kind === 'slurm' ? meta.target.replace(/^slurm:/, '') : meta.remotes[0].host;
   const transport = options.transportFor(host);
   try {
-    return { run: closing(await Run.reattach({ ...options, runId, transport }), transport), kind, where: host };
+    const run = kind === 'slurm' ? SlurmRun.reattach({ ...options, runId, transport }) : await Run.reattach({ ...options, runId, transport });
+    return { run: closing(run, transport), kind, where: kind === 'slurm' ? `Slurm job ${meta.slurm?.job_id}` : host };
   } catch (error) {
     transport.close();
     throw error;
