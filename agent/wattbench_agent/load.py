@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .job import PointConfig, WorkloadConfig
 from .prompts import RequestSpec
+from .sse import ERROR_TEXT_LIMIT, StreamParser, one_line, whole_count, engine_message
 from .util import now
 
 
@@ -121,186 +122,6 @@ def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
 CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead)
 
 
-ERROR_TEXT_LIMIT = 300  # characters of a server's error message kept in a request event
-
-
-def _one_line(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
-
-def engine_message(payload: Any) -> str:
-    """The human part of an engine's error payload: OpenAI/vLLM/SGLang `{"error": {"message"}}`, TGI
-    `{"error": "..."}`, llama.cpp `{"code", "message"}`, FastAPI `{"detail"}`; else the payload as JSON."""
-    if isinstance(payload, str):
-        return _one_line(payload)
-    if isinstance(payload, dict):
-        for key in ("error", "message", "detail", "msg"):
-            value = payload.get(key)
-            if isinstance(value, str) and value.strip():
-                return _one_line(value)
-            if isinstance(value, (dict, list)) and value:
-                return engine_message(value)
-    if isinstance(payload, list) and payload:
-        return engine_message(payload[0])
-    return _one_line(json.dumps(payload))
-
-
-FAILED_FINISH_REASONS = ("abort", "error")  # vLLM: an aborted or failed request; SGLang: {"type": "abort"}
-
-
-class StreamParser:
-    """Reads an OpenAI-compatible server-sent-event stream line by line, as the SSE spec parses it: LF or
-    CRLF line ends, `field: value` with the one space after the colon optional, `:` comment lines
-    (keep-alives), `event:`, `id:` and `retry:` fields, data spread over several `data:` lines of one
-    event. Each event's data is handled as soon as it is complete JSON (a timestamp per chunk, not per
-    blank line); `[DONE]` ends the stream. An engine error inside the stream (`data: {"error": ...}`, an
-    `event: error`, llama.cpp's `error:` field, finish_reason "abort"/"error") ends it with `error` set.
-
-    After the stream: `arrivals` (monotonic times of chunks that carried text), `usage` (the last usage
-    object, if any), `finish_reason`, `saw_done`, `error` (None when the engine reported none), `ignored`
-    (data that was JSON but not an object, e.g. `data: null`: skipped, never fatal; the first few kept)."""
-
-    def __init__(self) -> None:
-        self.arrivals = []  # type: List[float]
-        self.usage = None  # type: Optional[Dict[str, Any]]
-        self.finish_reason = None  # type: Optional[str]
-        self.saw_done = False
-        self.error = None  # type: Optional[str]
-        self.ignored = []  # type: List[str]
-        self.ignored_count = 0
-        self.other_lines = 0  # lines that are no SSE field at all (e.g. a JSON body where a stream was due)
-        self.first_other_line = ""
-        self._event = ""
-        self._data = []  # type: List[str]
-
-    @property
-    def finished(self) -> bool:
-        """The stream is over: [DONE], or an error."""
-        return self.saw_done or self.error is not None
-
-    def feed(self, raw: bytes) -> None:
-        """One line of the body, with its line end."""
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        if not line:
-            self._dispatch()
-            return
-        if line.startswith(":"):
-            return  # a comment: keep-alives, pings
-        field, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if field == "data":
-            self._data.append(value)
-            if len(self._data) == 1:
-                self._try_early(value)
-        elif field == "event":
-            self._event = value
-        elif field == "error":
-            # llama.cpp's server writes a streaming error as an `error:` field
-            self._fail_with(value, "the server reported an error")
-        elif field in ("id", "retry"):
-            pass
-        else:
-            self.other_lines += 1
-            if not self.first_other_line:
-                self.first_other_line = _one_line(line, 200)
-
-    def end(self) -> None:
-        """The body ended: handle an event the server did not close with a blank line."""
-        self._dispatch()
-
-    def _try_early(self, value: str) -> None:
-        """Handle a first data line at once when it is complete on its own, for its arrival time."""
-        if value.strip() == "[DONE]":
-            self._data = []
-            self.saw_done = True
-            return
-        try:
-            payload = json.loads(value)
-        except ValueError:
-            return  # more data lines may follow before the blank line
-        self._data = []
-        self._handle(payload, value, self._event)
-
-    def _dispatch(self) -> None:
-        event, self._event = self._event, ""
-        if not self._data:
-            return
-        text, self._data = "\n".join(self._data), []
-        if text.strip() == "[DONE]":
-            self.saw_done = True
-            return
-        try:
-            payload = json.loads(text)
-        except ValueError:
-            if event == "error":
-                self._fail_with(text, "the server reported an error")
-            else:
-                self.error = "the server sent data that is not JSON: %s" % _one_line(text, 200)
-            return
-        self._handle(payload, text, event)
-
-    def _fail_with(self, text: str, what: str) -> None:
-        try:
-            message = engine_message(json.loads(text))
-        except ValueError:
-            message = _one_line(text)
-        if self.error is None:
-            self.error = "%s: %s" % (what, message) if message else what
-
-    def _handle(self, payload: Any, text: str, event: str) -> None:
-        if event == "error":
-            self._fail_with(text, "the server reported an error")
-            return
-        if not isinstance(payload, dict):
-            self.ignored_count += 1
-            if len(self.ignored) < 3:
-                self.ignored.append(_one_line(text, 60))
-            return
-        if payload.get("error"):
-            if self.error is None:
-                self.error = "server error: %s" % engine_message(payload)
-            return
-        usage = payload.get("usage")
-        if isinstance(usage, dict) and usage:
-            self.usage = usage
-        text_arrived = False
-        for choice in payload.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            if (choice.get("text") or delta.get("content") or delta.get("reasoning_content")
-                    or delta.get("reasoning")):
-                text_arrived = True
-            finish = choice.get("finish_reason")
-            if finish:
-                self._finish(finish)
-        if text_arrived:
-            self.arrivals.append(time.monotonic())
-
-    def _finish(self, finish: Any) -> None:
-        message = ""
-        if isinstance(finish, dict):  # SGLang's own form: {"type": "abort", "message": ...}
-            message = engine_message(finish.get("message")) if finish.get("message") else ""
-            finish = finish.get("type") or json.dumps(finish)
-        reason = str(finish)
-        self.finish_reason = reason
-        if reason in FAILED_FINISH_REASONS and self.error is None:
-            self.error = "the server ended the response with finish_reason %r%s" % (
-                reason, ": %s" % message if message else "")
-
-
-def _whole_count(value: Any) -> Optional[int]:
-    """A token count from a usage report: a whole number >= 0, else None (not coerced)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and not value.is_integer():
-        return None
-    return int(value) if value >= 0 else None
-
-
 def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
                    track: Callable[[Optional[socket.socket]], None]) -> Dict[str, Any]:
     """Send one streamed request and time its tokens. `track(sock)` registers the connection's socket so
@@ -340,7 +161,7 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
             try:
                 message = engine_message(json.loads(text)) if text else ""
             except ValueError:
-                message = _one_line(text)
+                message = one_line(text)
             error = "HTTP %d: %s" % (response.status, message or response.reason or "(no body)")
         else:
             for raw in response:
@@ -367,8 +188,8 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
     latency = time.monotonic() - m_start
     arrivals = parser.arrivals
     usage = parser.usage or {}
-    completion_tokens = _whole_count(usage.get("completion_tokens"))
-    reported_prompt_tokens = _whole_count(usage.get("prompt_tokens"))
+    completion_tokens = whole_count(usage.get("completion_tokens"))
+    reported_prompt_tokens = whole_count(usage.get("prompt_tokens"))
     return {
         "ok": error is None,
         "t_start": t_start,
@@ -625,7 +446,7 @@ class LoadRunner:
             self._hold_until = max(self._hold_until, mono + delay)
         self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
                                 "point's time limit; such requests count as failed"
-                   % (_one_line(error, 160), delay, how))
+                   % (one_line(error, 160), delay, how))
 
     def _wait_hold(self) -> None:
         """Before a new request: wait out a hold the server asked for. A cancel, the time limit or a dead
