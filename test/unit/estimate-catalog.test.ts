@@ -112,7 +112,7 @@ describe('model catalog', () => {
       assert.ok(split.sharedParams > 0 && split.expertParams > 0, `${m.id} split`);
       assert.ok(computeParams(m) < m.activeParamsB! * 1e9, `${m.id} compute params exclude the embedding`);
     }
-    assert.equal(listModels().filter(isMoe).length, 4);
+    assert.ok(listModels().filter(isMoe).length >= 10);
   });
 
   it('sizes weights and KV cache from the shape', () => {

@@ -28,6 +28,10 @@ export interface Measurement {
   outputTokens: number;
   powerCapW?: number;
   engine?: string;
+  expertParallel?: boolean;
+  attentionDataParallel?: boolean;
+  /** Mean context of a running sequence (PointRequest.contextPerSeq), when the measurement says. */
+  contextPerSeq?: number;
   j_per_output_token?: number;
   output_tokens_per_s?: number;
   avg_power_w?: number;
@@ -139,6 +143,9 @@ export function resolveMeasurement(m: Measurement): ResolvedMeasurement {
   if (m.requestRate !== undefined) request.requestRate = m.requestRate;
   else request.concurrency = slots;
   if (m.powerCapW !== undefined) request.powerCapW = m.powerCapW;
+  if (m.expertParallel) request.expertParallel = true;
+  if (m.attentionDataParallel) request.attentionDataParallel = true;
+  if (m.contextPerSeq !== undefined) request.contextPerSeq = m.contextPerSeq;
   return { measurement: m, request };
 }
 

@@ -6,7 +6,7 @@
  */
 import type { GpuSpec, ModelShape } from './catalog';
 import { leastSquares } from './optimize';
-import { buildStepModel } from './roofline';
+import { buildStepModel, isEagerEngine, type PriorParams } from './roofline';
 import { decodeStep, prefillStep } from './steprule';
 
 export interface IdealizedTable {
@@ -19,6 +19,8 @@ export interface IdealizedTable {
   /** Accelerators the profile ran on (for the cost-aware variant). */
   gpus?: number;
   source?: string;
+  /** Power per GPU while serving one request at a time (from the prior): what an idealized request draws. */
+  powerPerGpuW?: number;
 }
 
 /** HELM's prompt sizes in inference_idealized_runtimes.json. */
@@ -239,13 +241,17 @@ export function idealizedFromPrior(
   model: ModelShape,
   gpu: GpuSpec,
   gpuCount: number,
-  opts: { promptSizes?: number[]; contextTokens?: number } = {},
+  opts: { promptSizes?: number[]; contextTokens?: number; engine?: string; prior?: PriorParams } = {},
 ): IdealizedTable {
   const sizes = opts.promptSizes ?? HELM_PROMPT_SIZES;
   const context = opts.contextTokens ?? 512;
+  const eager = isEagerEngine(opts.engine);
   const at = (promptTokens: number) =>
-    buildStepModel(model, gpu, gpuCount, { hint: { batch: 1, contextPerSeq: context, promptTokens } }).sim;
-  const beta = decodeStep(at(context), 1, context).seconds;
+    buildStepModel(model, gpu, gpuCount, { hint: { batch: 1, contextPerSeq: context, promptTokens }, eager, prior: opts.prior }).sim;
+  const decode = decodeStep(at(context), 1, context);
   const alphas = sizes.map((p): [number, number] => [p, prefillStep(at(p), p).seconds]);
-  return makeTable(beta, alphas, { gpus: gpuCount, source: `roofline prior, ${gpuCount}×${gpu.id}, batch 1` });
+  const engine = opts.engine ? `, engine ${opts.engine}${eager ? ' (eager, no CUDA graphs)' : ''}` : '';
+  const table = makeTable(decode.seconds, alphas, { gpus: gpuCount, source: `roofline prior, ${gpuCount}×${gpu.id}, batch 1${engine}` });
+  table.powerPerGpuW = decode.drawW;
+  return table;
 }

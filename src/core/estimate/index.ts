@@ -11,3 +11,5 @@ export * from './calibrate';
 export * from './published';
 export * from './idealized';
 export { nelderMead, leastSquares } from './optimize';
+export * from './leaderboard';
+export * from './fit-prior';

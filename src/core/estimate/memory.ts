@@ -1,5 +1,5 @@
 import { displayName, type GpuSpec, type ModelShape } from './catalog';
-import { DTYPE_BYTES, kvBytesPerToken, kvBytesPerTokenPerGpu, weightBytes } from './shape';
+import { DTYPE_BYTES, kvBytesPerToken, kvBytesPerTokenPerGpu, stateBytesPerSeqPerGpu, weightBytes } from './shape';
 
 /** Share of GPU memory an engine claims (vLLM's gpu_memory_utilization default). */
 export const ENGINE_MEMORY_FRACTION = 0.9;
@@ -41,7 +41,7 @@ function kvRoom(model: ModelShape, gpu: GpuSpec, gpuCount: number): number {
 }
 
 function minCountFor(model: ModelShape, gpu: GpuSpec, tokensPerRequest: number): number {
-  const need = weightBytes(model) + kvBytesPerToken(model) * tokensPerRequest;
+  const need = weightBytes(model) + kvBytesPerToken(model, tokensPerRequest) * tokensPerRequest + (model.stateBytesPerSeq ?? 0);
   const usablePerGpu = (gpu.memoryGB * ENGINE_MEMORY_FRACTION - RUNTIME_RESERVE_GB) * GB;
   return Math.max(1, Math.ceil(need / usablePerGpu));
 }
@@ -54,7 +54,7 @@ export function checkFit(model: ModelShape, gpu: GpuSpec, gpuCount: number, toke
   const weightsGB = weightBytes(model) / GB;
   const haveGB = gpuCount * gpu.memoryGB;
   const roomBytes = kvRoom(model, gpu, gpuCount);
-  const perRequest = kvBytesAllGpus(model, gpuCount) * Math.max(tokensPerRequest, 1);
+  const perRequest = seqBytesAllGpus(model, gpuCount, Math.max(tokensPerRequest, 1));
   const maxRequests = roomBytes > 0 ? Math.floor(roomBytes / perRequest) : 0;
   const report: FitReport = {
     fits: maxRequests >= 1,
@@ -94,10 +94,10 @@ function fmtGB(x: number): string {
 export function kvCapacitySequences(model: ModelShape, gpu: GpuSpec, gpuCount: number, avgContext: number): number {
   const room = kvRoom(model, gpu, gpuCount);
   if (room <= 0) return 0;
-  return Math.floor(room / (kvBytesAllGpus(model, gpuCount) * Math.max(avgContext, 1)));
+  return Math.floor(room / seqBytesAllGpus(model, gpuCount, Math.max(avgContext, 1)));
 }
 
-/** KV bytes per token summed over the GPUs, counting KV heads replicated when there are fewer than GPUs. */
-function kvBytesAllGpus(model: ModelShape, gpuCount: number): number {
-  return kvBytesPerTokenPerGpu(model, gpuCount) * gpuCount;
+/** Cache bytes of one sequence at `context` tokens summed over the GPUs (replicated KV heads and MLA latents count on each). */
+function seqBytesAllGpus(model: ModelShape, gpuCount: number, context: number): number {
+  return (kvBytesPerTokenPerGpu(model, gpuCount, context) * context + stateBytesPerSeqPerGpu(model, gpuCount)) * gpuCount;
 }

@@ -6,7 +6,7 @@ import type { GpuSpec, ModelShape } from './catalog';
 import { EstimateError, checkFit, kvCapacitySequences, type FitReport } from './memory';
 import { RooflinePrediction, type BatchLimit, type PointRequest, type Prediction, type RunTotals } from './prediction';
 import { findCalibration, type CalibrationProfile } from './profile';
-import { buildStepModel, type CalibrationParams, type StepModel, type Topology } from './roofline';
+import { buildStepModel, isEagerEngine, type CalibrationParams, type PriorParams, type StepModel, type Topology } from './roofline';
 import { decodeStep, effectiveLimit, prefillStep } from './steprule';
 
 /** What bounds the running batch besides the load: KV-cache room and the engine's sequence limit. */
@@ -26,11 +26,19 @@ function slotLimit(slots: BatchSlots, numPrompts: number): { max: number; by: Ba
  */
 const stepModels = new WeakMap<ModelShape, Map<string, Map<number, StepModel>>>();
 
-const calibrationKeys = new WeakMap<CalibrationParams, string>();
-function calibrationKey(calibration: CalibrationParams): string {
-  let key = calibrationKeys.get(calibration);
-  if (key === undefined) calibrationKeys.set(calibration, (key = JSON.stringify(calibration)));
+const paramKeys = new WeakMap<object, string>();
+function paramsKey(params: CalibrationParams | PriorParams): string {
+  let key = paramKeys.get(params);
+  if (key === undefined) paramKeys.set(params, (key = JSON.stringify(params)));
   return key;
+}
+
+/** How the engine runs the model, beyond the shape and the GPUs: what the step model needs of the request. */
+interface EngineMode {
+  prior?: PriorParams;
+  expertParallel: boolean;
+  attentionDataParallel: boolean;
+  eager: boolean;
 }
 
 /** The step models of one model on one set of GPUs at one context length, by running batch. */
@@ -46,10 +54,11 @@ class StepModels {
     private readonly topology: Topology,
     private readonly calibration: CalibrationParams | undefined,
     private readonly capTimeExponent: number | undefined,
+    private readonly mode: EngineMode,
   ) {
     let byContext = stepModels.get(model);
     if (!byContext) stepModels.set(model, (byContext = new Map()));
-    const key = `${gpu.id}|${gpuCount}|${contextPerSeq}|${promptTokens}|${topology.gpusPerNode}|${topology.interNodeGBs}|${calibration ? calibrationKey(calibration) : ''}|${capTimeExponent}`;
+    const key = `${gpu.id}|${gpuCount}|${contextPerSeq}|${promptTokens}|${topology.gpusPerNode}|${topology.interNodeGBs}|${calibration ? paramsKey(calibration) : ''}|${capTimeExponent}|${mode.prior ? paramsKey(mode.prior) : ''}|${mode.expertParallel}|${mode.attentionDataParallel}|${mode.eager}`;
     let byBatch = byContext.get(key);
     if (!byBatch) {
       if (byContext.size >= 1024) byContext.clear();
@@ -68,6 +77,10 @@ class StepModels {
         topology: this.topology,
         calibration: this.calibration,
         capTimeExponent: this.capTimeExponent,
+        prior: this.mode.prior,
+        expertParallel: this.mode.expertParallel,
+        attentionDataParallel: this.mode.attentionDataParallel,
+        eager: this.mode.eager,
       });
       this.#byBatch.set(batch, model);
     }
@@ -99,6 +112,8 @@ export interface PredictOptions {
   calibration?: CalibrationParams;
   /** Cap-rule exponent instead of PRIOR.capTimeExponent (what fitCapTimeExponent varies). */
   capTimeExponent?: number;
+  /** The prior's free numbers instead of PRIOR (what fit-prior.ts varies). */
+  prior?: PriorParams;
 }
 
 /** predictPoint with the knobs the fits turn. */
@@ -112,12 +127,13 @@ export function predictPointUsing(req: PointRequest, opts: PredictOptions): Pred
   if (!fit.fits) throw new EstimateError('model-does-not-fit', fit.message!, fit);
 
   const entry = opts.calibration ? undefined : findCalibration(opts.profile, gpu.id, model.id, req.engine);
-  const contextPerSeq = p + o / 2;
+  const contextPerSeq = req.contextPerSeq ?? p + o / 2;
   const kvCapacity = Math.max(1, kvCapacitySequences(model, gpu, n, contextPerSeq));
   const slots: BatchSlots = { kv: kvCapacity, engine: req.maxBatch === undefined ? Infinity : Math.floor(req.maxBatch) };
   const topology: Topology = { gpusPerNode: req.gpusPerNode, interNodeGBs: req.interNodeGBs };
   const calibration = opts.calibration ?? entry?.params;
-  const steps = new StepModels(model, gpu, n, contextPerSeq, p, topology, calibration, opts.capTimeExponent);
+  const mode: EngineMode = { prior: opts.prior, expertParallel: req.expertParallel === true, attentionDataParallel: req.attentionDataParallel === true, eager: isEagerEngine(req.engine) };
+  const steps = new StepModels(model, gpu, n, contextPerSeq, p, topology, calibration, opts.capTimeExponent, mode);
   const run =
     req.requestRate !== undefined ? openLoop(req, req.requestRate, slots, steps) : closedLoop(req, req.concurrency ?? 1, slots, steps);
 
@@ -154,7 +170,7 @@ function closedLoop(req: PointRequest, concurrency: number, slots: BatchSlots, s
   const limitedBy: BatchLimit = batch === clients ? 'concurrency' : limit.by;
   const model = steps.at(batch);
   const powerLimit = effectiveLimit(model.sim, req.powerCapW);
-  const contextPerSeq = p + o / 2;
+  const contextPerSeq = req.contextPerSeq ?? p + o / 2;
 
   const wave = (b: number) => {
     const prefill = prefillStep(model.sim, b * p, powerLimit);
@@ -204,7 +220,7 @@ function closedLoop(req: PointRequest, concurrency: number, slots: BatchSlots, s
  */
 function openLoop(req: PointRequest, rate: number, slots: BatchSlots, steps: StepModels): RunTotals {
   const { numPrompts: n, inputTokens: p, outputTokens: o } = req;
-  const contextPerSeq = p + o / 2;
+  const contextPerSeq = req.contextPerSeq ?? p + o / 2;
   const { max: maxBatch, by: maxBy } = slotLimit(slots, n);
   let batch = 1;
   let state = residence(batch);

@@ -5,6 +5,7 @@
 import { displayName, type GpuSpec, type ModelShape } from './catalog';
 import type { CalibrationEntry } from './profile';
 import { decodePartSeconds, type DecodePartName, type StepModel } from './roofline';
+import priorFit from './data/prior.json';
 import { weightBytes } from './shape';
 import { effectiveLimit, type StepOutcome } from './steprule';
 
@@ -27,6 +28,15 @@ export interface PointRequest {
   /** Set when the GPUs span nodes: tensor-parallel traffic then crosses the node link. */
   gpusPerNode?: number;
   interNodeGBs?: number;
+  /** Routed experts spread over the GPUs (expert parallelism) rather than split by tensor parallelism. */
+  expertParallel?: boolean;
+  /** With expert parallelism: attention data-parallel over the GPUs rather than tensor-parallel. */
+  attentionDataParallel?: boolean;
+  /**
+   * Mean context of a running sequence, where it is not prompt + output/2: in a steady state with varied
+   * output lengths long answers occupy the batch longer (prompt + E[o²]/2E[o]).
+   */
+  contextPerSeq?: number;
 }
 
 export interface PredictionBand {
@@ -84,13 +94,15 @@ export interface Prediction {
   readonly breakdown: PredictionBreakdown;
 }
 
+const PRIOR_LOO = (priorFit as { loo?: { sigma?: number; families?: number } }).loo;
+
 /**
- * Spread of the prior, as a log standard deviation. Its J/token RMS log error on the 60 published
- * ML.ENERGY rows in data/published is 0.10 (scripts/accuracy.ts); 0.12 allows for GPUs and models
- * without published measurements. The band is ×/÷ exp(2σ), about a 95% interval were the errors
- * log-normal.
+ * Spread of the prior, as a log standard deviation: the RMS log error of its J/token on published
+ * measurements of models it was not fitted to (leave one model family out over the ML.ENERGY
+ * leaderboard; data/prior.json, written by `npm run accuracy -- --write`). The band is ×/÷ exp(2σ),
+ * about a 95% interval were the errors log-normal.
  */
-export const PRIOR_LOG_SIGMA = 0.12;
+export const PRIOR_LOG_SIGMA = PRIOR_LOO?.sigma ?? 0.25;
 /** Calibrated bands never go below ±2·3%: run-to-run spread of measured energy on one host. */
 export const MIN_CALIBRATED_SIGMA = 0.03;
 
@@ -226,7 +238,8 @@ function describeBasis(req: PointRequest, entry: CalibrationEntry | undefined, r
   const engine = req.engine ? ` (engine "${req.engine}" has no calibration yet)` : '';
   return (
     `roofline prior for a continuous-batching engine (vLLM class)${engine}: ${where}, ${batch}; ` +
-    `band ±${bandPct}% = ×/÷ exp(2σ), σ = ${PRIOR_LOG_SIGMA} the prior's RMS log error on published measurements`
+    `band ±${bandPct}% = ×/÷ exp(2σ), σ = ${PRIOR_LOG_SIGMA}: the prior's out-of-sample RMS log error of J/token ` +
+    `(each of ${PRIOR_LOO?.families ?? 'its'} model families predicted by a prior fitted without it)`
   );
 }
 

@@ -1,26 +1,29 @@
 import type { GpuSpec, ModelShape } from './catalog';
 import {
   attentionFlopsPerContextToken,
+  expertFlopsPerToken,
   flopsPerToken,
   kvBytesPerTokenPerGpu,
+  moeLayers,
   peakFlops,
-  streamedWeightBytes,
+  stateBytesPerSeqPerGpu,
+  streamedDenseBytes,
+  streamedExpertBytes,
   streamedWeightBytesSlope,
 } from './shape';
+import priorFit from './data/prior.json';
 import type { SimProfile } from './steprule';
 
 /**
- * Efficiency and power factors of the prior: the only free numbers in the physics. They were fitted
- * by log-space least squares (J/token, tokens/s and power, with a weak pull toward physical
- * starting values and efficiencies held ≤ 0.9) to the ML.ENERGY Leaderboard v3 measurements of
- * vLLM 0.11 in data/published: Llama-3.1-8B/70B/405B (bf16 and fp8) and Qwen3-8B/32B/30B-A3B on 1,
- * 2, 4 and 8 H100 or B200, batch 8–2048. The cap exponent is fitted to "From Words to Watts"
- * (Samsi et al., HPEC 2023); prefill MFU is checked against HELM's Megatron α(p). Two GPU
- * generations separate work that scales with the GPU (bandwidth, FLOP/s) from host work that does
- * not (seqOverheadS); 2-, 4- and 8-way parallelism fix how all-reduce latency grows. They describe a
- * continuous-batching engine (vLLM, SGLang, TensorRT-LLM class) with CUDA graphs.
+ * Where the fit of the prior's free numbers starts: physical first guesses (bandwidth and FLOP shares
+ * kernels reach, launch and scheduling costs of a CUDA-graph engine, utilisation of each kind of work).
+ * The cap exponent is fitted to "From Words to Watts" (Samsi et al., HPEC 2023) and the eager launch cost
+ * to HELM's Megatron β; the rest is refitted by fit-prior.ts to the ML.ENERGY Leaderboard v3 rows in
+ * data/published (vLLM on 1–8 H100 or B200, dense and MoE, batch 8–2048) and kept in data/prior.json,
+ * with the leave-one-model-out errors that give the prior its band. They describe a continuous-batching
+ * engine (vLLM, SGLang, TensorRT-LLM class) with CUDA graphs.
  */
-export const PRIOR = Object.freeze({
+export const PRIOR_START: PriorParams = Object.freeze({
   /** Share of peak memory bandwidth reached while streaming weights (skinny GEMMs). */
   weightStreamEfficiency: 0.9,
   /** Share of peak bandwidth reached by paged-attention decode kernels reading the KV cache. */
@@ -71,7 +74,67 @@ export const PRIOR = Object.freeze({
    * of "From Words to Watts" over max lengths 256/512/1024. A test keeps the two in step.
    */
   capTimeExponent: 0.1292,
+  /**
+   * Share of peak bandwidth reached streaming routed experts' weights: grouped GEMMs over a few tokens per
+   * expert stream less well than one dense GEMM.
+   */
+  expertStreamEfficiency: 0.6,
+  /** Per mixture-of-experts layer per step: router, top-k, token permutation and the grouped-GEMM launches. */
+  moeLayerOverheadS: 2e-5,
+  /** Per MoE layer per step under expert parallelism: the dispatch and combine all-to-alls' fixed latency. */
+  expertParallelLatencyS: 3e-5,
+  /** Under expert parallelism a step waits for the busiest GPU's experts: its load over the mean. */
+  expertParallelImbalance: 1.2,
+  /** Per layer per step in engines without CUDA graphs (HELM's Megatron, Hugging Face generate): kernel launches. */
+  eagerLayerOverheadS: 3e-4,
 });
+
+/** The prior: PRIOR_START with the fitted numbers of data/prior.json (`npm run accuracy -- --write` refits them). */
+export const PRIOR: PriorParams = Object.freeze(mergePrior(PRIOR_START, priorFit.fitted as Record<string, unknown>));
+
+const FITTED_PRIOR = PRIOR;
+
+function mergePrior(start: PriorParams, fitted: Record<string, unknown>): PriorParams {
+  const util = { ...start.util, ...((fitted.util as object | undefined) ?? {}) };
+  return { ...start, ...fitted, util: Object.freeze(util) } as PriorParams;
+}
+
+/** The free numbers of the prior (PRIOR holds the fitted values; fit-prior.ts refits them). */
+export interface PriorParams {
+  readonly weightStreamEfficiency: number;
+  readonly kvStreamEfficiency: number;
+  readonly decodeMfu: number;
+  readonly prefillMfu: number;
+  readonly stepOverheadS: number;
+  readonly layerOverheadS: number;
+  readonly seqOverheadS: number;
+  readonly allReduceBaseLatencyS: number;
+  readonly allReduceHopLatencyS: number;
+  readonly interNodeHopLatencyS: number;
+  readonly linkEfficiency: number;
+  readonly util: {
+    readonly weights: number;
+    readonly kv: number;
+    readonly compute: number;
+    readonly overhead: number;
+    readonly seqOverhead: number;
+    readonly comm: number;
+    readonly interNodeComm: number;
+    readonly prefill: number;
+  };
+  readonly capTimeExponent: number;
+  readonly expertStreamEfficiency: number;
+  readonly moeLayerOverheadS: number;
+  readonly expertParallelLatencyS: number;
+  readonly expertParallelImbalance: number;
+  readonly eagerLayerOverheadS: number;
+}
+
+/** Engines that launch every kernel from Python each step (no CUDA graphs). */
+const EAGER_ENGINES = new Set(['megatron', 'hf', 'transformers', 'fairscale', 'eager', 'deepspeed']);
+export function isEagerEngine(engine: string | undefined): boolean {
+  return engine !== undefined && EAGER_ENGINES.has(engine.toLowerCase());
+}
 
 /** Read-only: step models are cached by a calibration's identity (predict.ts). */
 export interface CalibrationParams {
@@ -125,10 +188,20 @@ export interface StepModelOptions {
   topology?: Topology;
   calibration?: CalibrationParams;
   capTimeExponent?: number;
+  prior?: PriorParams;
+  /** Routed experts spread over the GPUs (vLLM --enable-expert-parallel) instead of split by tensor parallelism. */
+  expertParallel?: boolean;
+  /** The engine launches kernels eagerly (no CUDA graphs). */
+  eager?: boolean;
+  /**
+   * Attention data-parallel (vLLM --data-parallel-size N with expert parallelism): every GPU holds all
+   * attention and dense weights and serves its own 1/N of the sequences; only the experts are shared.
+   */
+  attentionDataParallel?: boolean;
 }
 
 /** Cost of one tensor-parallel all-reduce: a fixed latency, and seconds per byte of message (ring: 2(N−1)/N of it each way). */
-function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefined): { latency: number; perByte: number; util: number } {
+function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefined, PRIOR: PriorParams): { latency: number; perByte: number; util: number } {
   if (gpuCount <= 1) return { latency: 0, perByte: 0, util: PRIOR.util.comm };
   const intra = (gpu.interconnectGBs / 2) * 1e9;
   const perNode = topology?.gpusPerNode;
@@ -148,61 +221,79 @@ function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefine
  * each of `gpuCount` tensor-parallel GPUs, folded into the simulator's SimProfile.
  */
 export function buildStepModel(model: ModelShape, gpu: GpuSpec, gpuCount: number, opts: StepModelOptions = {}): StepModel {
+  const PRIOR = opts.prior ?? FITTED_PRIOR;
   const hint = opts.hint ?? DEFAULT_HINT;
   const cal = opts.calibration ?? NEUTRAL_CALIBRATION;
   const n = Math.max(1, gpuCount);
   const bw = gpu.memoryBWGBs * 1e9;
   const peak = peakFlops(gpu, model);
-  const ar = allReduce(gpu, n, opts.topology);
-  const allReducesPerStep = 2 * model.layers;
+  const ar = allReduce(gpu, n, opts.topology, PRIOR);
+  const moeCount = moeLayers(model);
+  const ep = opts.expertParallel === true && moeCount > 0 && n > 1;
+  // Under expert parallelism the MoE layers' all-reduce becomes a dispatch and a combine all-to-all.
+  const allReducesPerStep = 2 * model.layers - (ep ? moeCount : 0);
   const activationBytesPerToken = model.hidden * 2;
+  const imbalance = ep ? PRIOR.expertParallelImbalance : 1;
+  // With data-parallel attention each GPU streams the dense weights whole and its sequences' caches whole.
+  const dp = ep && opts.attentionDataParallel === true;
+  const denseShards = dp ? 1 : n;
+  const allReduces = dp ? 0 : allReducesPerStep;
 
-  const weightRate = bw * PRIOR.weightStreamEfficiency;
+  const denseRate = bw * PRIOR.weightStreamEfficiency;
+  const expertRate = bw * PRIOR.expertStreamEfficiency;
   // MoE: the experts a step touches grow with the batch; take the tangent at the hinted batch.
   const b0 = Math.max(1, hint.batch);
-  const weightSlope = streamedWeightBytesSlope(model, b0) / n;
-  const weightAtHint = streamedWeightBytes(model, b0) / n;
+  const expertSlope = (imbalance * streamedWeightBytesSlope(model, b0)) / n;
+  const expertAtHint = (imbalance * streamedExpertBytes(model, b0)) / n;
   const weights: WorkPart = {
-    fixed: (weightAtHint - weightSlope * b0) / weightRate,
-    perSeq: weightSlope / weightRate,
+    fixed: streamedDenseBytes(model) / denseShards / denseRate + (expertAtHint - expertSlope * b0) / expertRate,
+    perSeq: expertSlope / expertRate,
     perCtxToken: 0,
     util: PRIOR.util.weights,
   };
+  const ctx = hint.contextPerSeq;
   const kv: WorkPart = {
     fixed: 0,
-    perSeq: 0,
+    perSeq: (2 * stateBytesPerSeqPerGpu(model, n)) / (bw * PRIOR.kvStreamEfficiency),
     perCtxToken:
-      kvBytesPerTokenPerGpu(model, n) / (bw * PRIOR.kvStreamEfficiency) +
-      attentionFlopsPerContextToken(model) / n / (peak * PRIOR.decodeMfu),
+      (dp ? kvBytesPerTokenPerGpu(model, 1, ctx) / n : kvBytesPerTokenPerGpu(model, n, ctx)) / (bw * PRIOR.kvStreamEfficiency) +
+      attentionFlopsPerContextToken(model, ctx) / n / (peak * PRIOR.decodeMfu),
     util: PRIOR.util.kv,
   };
+  const expertFlops = expertFlopsPerToken(model);
   const compute: WorkPart = {
     fixed: 0,
-    perSeq: flopsPerToken(model) / n / (peak * PRIOR.decodeMfu),
+    perSeq: (flopsPerToken(model) - expertFlops + imbalance * expertFlops) / n / (peak * PRIOR.decodeMfu),
     perCtxToken: 0,
     util: PRIOR.util.compute,
   };
+  const launches = model.layers * (PRIOR.layerOverheadS + (opts.eager ? PRIOR.eagerLayerOverheadS : 0)) + moeCount * PRIOR.moeLayerOverheadS;
   const overhead: WorkPart = {
-    fixed: PRIOR.stepOverheadS + model.layers * PRIOR.layerOverheadS,
-    perSeq: PRIOR.seqOverheadS,
+    fixed: PRIOR.stepOverheadS + launches,
+    // Data-parallel engines schedule, sample and detokenise their own sequences side by side.
+    perSeq: PRIOR.seqOverheadS / (dp ? n : 1),
     perCtxToken: 0,
     util: PRIOR.util.overhead,
   };
+  // All-to-all: each token's activation goes to its k experts and back, (N−1)/N of it off the GPU.
+  const a2aBytesPerToken = ep ? (2 * moeCount * model.expertsPerToken! * activationBytesPerToken * (n - 1)) / n / n : 0;
+  const oneWay = ((gpu.interconnectGBs / 2) * 1e9) * PRIOR.linkEfficiency;
   const comm: WorkPart = {
-    fixed: allReducesPerStep * ar.latency,
-    perSeq: allReducesPerStep * activationBytesPerToken * ar.perByte,
+    fixed: allReduces * ar.latency + (ep ? moeCount * PRIOR.expertParallelLatencyS : 0),
+    perSeq: allReduces * activationBytesPerToken * ar.perByte + a2aBytesPerToken / oneWay,
     perCtxToken: 0,
     util: ar.util,
   };
   const decodeParts = calibrateParts({ weights, kv, compute, overhead, comm }, cal);
 
   const prefillParts = {
-    weights_s: streamedWeightBytes(model, Infinity) / n / weightRate / cal.bandwidth,
+    weights_s:
+      (streamedDenseBytes(model) / denseShards / denseRate + (imbalance * streamedExpertBytes(model, Infinity)) / n / expertRate) / cal.bandwidth,
     overhead_s: overhead.fixed / cal.bandwidth,
     comm_s: comm.fixed / cal.bandwidth,
     compute_s_per_token:
-      (flopsPerToken(model) + attentionFlopsPerContextToken(model) * (hint.promptTokens / 2)) / n / (peak * PRIOR.prefillMfu) / cal.compute,
-    comm_s_per_token: (allReducesPerStep * activationBytesPerToken * ar.perByte) / cal.compute,
+      (flopsPerToken(model) + attentionFlopsPerContextToken(model, hint.promptTokens) * (hint.promptTokens / 2)) / n / (peak * PRIOR.prefillMfu) / cal.compute,
+    comm_s_per_token: (allReduces * activationBytesPerToken * ar.perByte + a2aBytesPerToken / oneWay) / cal.compute,
   };
 
   const sim: SimProfile = {

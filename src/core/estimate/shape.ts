@@ -20,18 +20,47 @@ export function kvDtypeBytes(m: ModelShape): number {
   return m.dtype === 'fp32' ? 4 : 2;
 }
 
-/** KV-cache bytes one token of context occupies across the whole model (K and V, every layer). */
-export function kvBytesPerToken(m: ModelShape): number {
-  return 2 * m.layers * m.kvHeads * headDim(m) * kvDtypeBytes(m);
+/** Layers that keep a KV cache: hybrid models' linear-attention and state-space layers keep none. */
+export function kvLayers(m: ModelShape): number {
+  return Math.max(1, m.layers - (m.stateLayers ?? 0));
+}
+
+/** K and V bytes one token occupies in one layer on one GPU: MLA's latent is replicated on every GPU. */
+function kvBytesPerLayerToken(m: ModelShape, gpuCount: number): number {
+  if (m.mla) return (m.mla.kvLoraRank + m.mla.qkRopeHeadDim) * kvDtypeBytes(m);
+  // KV heads are split across GPUs, but a GPU never holds less than one head.
+  const headsPerGpu = Math.max(1, m.kvHeads / gpuCount);
+  return 2 * headsPerGpu * headDim(m) * kvDtypeBytes(m);
 }
 
 /**
- * KV bytes per token held (and read) by each GPU under tensor parallelism: KV heads are split
- * across GPUs, but a GPU never holds less than one head, so heads are replicated when kvHeads < N.
+ * Layer-equivalents of KV cache a sequence with `context` tokens holds per token: sliding-window layers
+ * keep only the last `window` tokens, so at long contexts they count for less than a full layer.
  */
-export function kvBytesPerTokenPerGpu(m: ModelShape, gpuCount: number): number {
-  const headsPerGpu = Math.max(1, m.kvHeads / gpuCount);
-  return 2 * m.layers * headsPerGpu * headDim(m) * kvDtypeBytes(m);
+export function kvLayersAt(m: ModelShape, context: number): number {
+  const all = kvLayers(m);
+  const sw = m.slidingWindow;
+  if (!sw || !(context > sw.window)) return all;
+  const sliding = Math.min(sw.layers, all);
+  return all - sliding + (sliding * sw.window) / context;
+}
+
+/** KV-cache bytes one token of context occupies across the whole model (one copy; at `context` tokens per sequence). */
+export function kvBytesPerToken(m: ModelShape, context = 0): number {
+  return kvLayersAt(m, context) * kvBytesPerLayerToken(m, 1);
+}
+
+/**
+ * KV bytes per token of context held (and read each step) by each GPU under tensor parallelism, for
+ * sequences `context` tokens long.
+ */
+export function kvBytesPerTokenPerGpu(m: ModelShape, gpuCount: number, context = 0): number {
+  return kvLayersAt(m, context) * kvBytesPerLayerToken(m, gpuCount);
+}
+
+/** Recurrent state per sequence on each GPU (split across GPUs with the heads), read and written every step. */
+export function stateBytesPerSeqPerGpu(m: ModelShape, gpuCount: number): number {
+  return (m.stateBytesPerSeq ?? 0) / gpuCount;
 }
 
 /** The input embedding is a row lookup, not a matmul, and only B of its rows are read per step. */
@@ -50,9 +79,19 @@ export function flopsPerToken(m: ModelShape): number {
   return 2 * computeParams(m);
 }
 
-/** Attention score and value FLOPs per token of context, per generated token (QK^T and AV). */
-export function attentionFlopsPerContextToken(m: ModelShape): number {
-  return 4 * m.layers * m.heads * headDim(m);
+/**
+ * Attention score and value FLOPs per token of context, per generated token (QK^T and AV), over the
+ * layers that attend. MLA decodes in its absorbed form: scores over the latent plus the rope part, values
+ * over the latent.
+ */
+export function attentionFlopsPerContextToken(m: ModelShape, context = 0): number {
+  const perHead = m.mla ? 2 * (2 * m.mla.kvLoraRank + m.mla.qkRopeHeadDim) : 4 * headDim(m);
+  return kvLayersAt(m, context) * m.heads * perHead;
+}
+
+/** Layers whose MLP is a mixture of experts. */
+export function moeLayers(m: ModelShape): number {
+  return isMoe(m) ? m.layers - (m.moe?.denseLayers ?? 0) : 0;
 }
 
 export function isMoe(m: ModelShape): boolean {
@@ -86,13 +125,24 @@ export function expertsTouchedSlope(m: ModelShape, tokens: number): number {
   return -Math.log(keep) * Math.pow(keep, Math.max(tokens, 0));
 }
 
-/** Weight bytes a decode step streams from memory (all GPUs together), excluding the input embedding. */
-export function streamedWeightBytes(m: ModelShape, tokens: number): number {
+/** Weight bytes a decode step streams that every token uses (attention, dense MLPs, shared experts; input embedding excluded). */
+export function streamedDenseBytes(m: ModelShape): number {
   const bytes = DTYPE_BYTES[m.dtype];
   const embedding = inputEmbeddingParams(m);
   const split = moeSplit(m);
   if (!split) return Math.max(m.paramsB * 1e9 - embedding, 0.5 * m.paramsB * 1e9) * bytes;
-  return (Math.max(split.sharedParams - embedding, 0) + split.expertParams * expertsTouched(m, tokens)) * bytes;
+  return Math.max(split.sharedParams - embedding, 0) * bytes;
+}
+
+/** Routed-expert weight bytes a decode step over `tokens` tokens streams (zero for dense models). */
+export function streamedExpertBytes(m: ModelShape, tokens: number): number {
+  const split = moeSplit(m);
+  return split ? split.expertParams * expertsTouched(m, tokens) * DTYPE_BYTES[m.dtype] : 0;
+}
+
+/** Weight bytes a decode step streams from memory (all GPUs together), excluding the input embedding. */
+export function streamedWeightBytes(m: ModelShape, tokens: number): number {
+  return streamedDenseBytes(m) + streamedExpertBytes(m, tokens);
 }
 
 /** Slope of streamedWeightBytes in the batch, at `tokens` (zero for dense models). */
@@ -100,6 +150,12 @@ export function streamedWeightBytesSlope(m: ModelShape, tokens: number): number 
   const split = moeSplit(m);
   if (!split) return 0;
   return split.expertParams * expertsTouchedSlope(m, tokens) * DTYPE_BYTES[m.dtype];
+}
+
+/** Matmul FLOPs per token in routed experts (the rest of flopsPerToken is dense work). */
+export function expertFlopsPerToken(m: ModelShape): number {
+  const split = moeSplit(m);
+  return split ? (2 * split.expertParams * m.expertsPerToken!) / m.experts! : 0;
 }
 
 /** Peak tensor FLOP/s for the model's compute format: fp8 models use fp8 tensor cores where present. */
