@@ -20,8 +20,14 @@
  * NVML_STUB_LOST    file listing GPU indices, one per line, that have fallen off the bus while the file
  *                   exists: every call about them answers NVML_ERROR_GPU_IS_LOST
  *
- * GPU i draws min(limit, 100 W + 10 W * i) (+ the wobble). Its energy counter (mJ) is the exact integral
- * of that power over wall-clock time, so counter differences divided by time give the mean power back.
+ * NVML_STUB_LOAD_FILE  lines "EPOCH_SECONDS WATTS", in time order: from that time on every GPU demands WATTS
+ *                   more (a workload starting and stopping); read at each call, so another process can write it
+ * NVML_STUB_ENERGY_PERIOD_MS  the energy counter changes only every so many ms, as a driver's does (its value
+ *                   is the energy at the last multiple of the period); unset: it changes at every call
+ *
+ * GPU i draws min(limit, 100 W + 10 W * i + load) (+ the wobble). Its energy counter (mJ) is the exact integral
+ * of that power over wall-clock time, so counter differences divided by time give the mean power back (with a
+ * load file: integrated in this process from its first reading on, at the limit in force at each moment).
  * GPU 1 has no energy counter (NVML_ERROR_NOT_SUPPORTED, like a pre-Volta GPU).
  */
 #include <math.h>
@@ -169,20 +175,72 @@ static double now_s(void) {
     return (double)now.tv_sec + now.tv_usec / 1e6;
 }
 
-/* Power before the wobble, in mW. */
-static unsigned int base_mw(int index) {
-    unsigned int demand = 100000u + 10000u * (unsigned int)index;
-    return demand < limits_mw[index] ? demand : limits_mw[index];
+/* The load file's steps: from times[k] on, loads_w[k] more watts. */
+#define MAX_LOAD_STEPS 4096
+static double load_times[MAX_LOAD_STEPS], load_watts[MAX_LOAD_STEPS];
+
+static int read_load_steps(void) {
+    const char *path = getenv("NVML_STUB_LOAD_FILE");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) return 0;
+    int n = 0;
+    while (n < MAX_LOAD_STEPS && fscanf(f, "%lf %lf", &load_times[n], &load_watts[n]) == 2) n++;
+    fclose(f);
+    return n;
+}
+
+static unsigned int capped_mw(int index, double load_w) {
+    double demand = 100000.0 + 10000.0 * index + 1000.0 * load_w;
+    return demand < limits_mw[index] ? (unsigned int)demand : limits_mw[index];
+}
+
+/* Power before the wobble, in mW, at time t. */
+static unsigned int base_mw_at(int index, double t) {
+    int n = read_load_steps();
+    double load_w = 0.0;
+    for (int k = 0; k < n && load_times[k] <= t; k++) load_w = load_watts[k];
+    return capped_mw(index, load_w);
+}
+
+static unsigned int base_mw(int index) { return capped_mw(index, 0.0); }
+
+/* The exact integral in mJ of the power before the wobble over [t0, t1], at the present limit. */
+static double base_integral_mj(int index, double t0, double t1) {
+    int n = read_load_steps();
+    double total = 0.0, from = t0, load_w = 0.0;
+    for (int k = 0; k < n; k++) {
+        if (load_times[k] <= t0) { load_w = load_watts[k]; continue; }
+        if (load_times[k] >= t1) break;
+        total += capped_mw(index, load_w) * (load_times[k] - from);
+        from = load_times[k];
+        load_w = load_watts[k];
+    }
+    return total + capped_mw(index, load_w) * (t1 - from);
+}
+
+/* With a load file: the energy integrated so far in this process, and up to when. */
+static double energy_acc_mj[MAX_GPUS], energy_acc_t[MAX_GPUS];
+static int energy_acc_started[MAX_GPUS];
+
+static void advance_energy(int index, double t) {
+    if (!energy_acc_started[index]) {
+        energy_acc_mj[index] = base_mw(index) * t;  /* as without a load file until the first reading */
+        energy_acc_t[index] = t;
+        energy_acc_started[index] = 1;
+    } else if (t > energy_acc_t[index]) {
+        energy_acc_mj[index] += base_integral_mj(index, energy_acc_t[index], t);
+        energy_acc_t[index] = t;
+    }
 }
 
 static const double TWO_PI = 6.283185307179586;
 
 static double instant_mw(int index, double t) {
-    return base_mw(index) + 1000.0 * wobble_w * sin(TWO_PI * t / WOBBLE_PERIOD_S);
+    return base_mw_at(index, t) + 1000.0 * wobble_w * sin(TWO_PI * t / WOBBLE_PERIOD_S);
 }
 
-/* The mean over the second before t: two whole periods of the wobble, so the base power. */
-static double average_mw(int index) { return base_mw(index); }
+/* The mean over the second before t: two whole periods of the wobble, so the base power's mean. */
+static double average_mw(int index, double t) { return base_integral_mj(index, t - 1.0, t) / 1.0; }
 
 /* Averaged power on Ampere (except GA100) and newer, i.e. above compute capability 8.0. */
 static int averages_power(int index) { return cc_major[index] * 10 + cc_minor[index] > 80; }
@@ -243,7 +301,8 @@ int nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major, int *min
 
 int nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *milliwatts) {
     DEVICE_OR_FAIL(device, index)
-    double mw = averages_power(index) ? average_mw(index) : instant_mw(index, now_s());
+    double t = now_s();
+    double mw = averages_power(index) ? average_mw(index, t) : instant_mw(index, t);
     *milliwatts = (unsigned int)(mw + 0.5);
     return NVML_SUCCESS;
 }
@@ -263,7 +322,7 @@ int nvmlDeviceGetFieldValues(nvmlDevice_t device, int valuesCount, nvmlFieldValu
             v->value.uiVal = (unsigned int)(instant_mw(index, t) + 0.5);
         } else if (v->fieldId == NVML_FI_DEV_POWER_AVERAGE) {
             v->nvmlReturn = averages_power(index) ? NVML_SUCCESS : NVML_ERROR_NOT_SUPPORTED;
-            v->value.uiVal = (unsigned int)(average_mw(index) + 0.5);
+            v->value.uiVal = (unsigned int)(average_mw(index, t) + 0.5);
         } else {
             v->nvmlReturn = NVML_ERROR_NOT_SUPPORTED; /* a field this stub does not model */
         }
@@ -285,9 +344,17 @@ int nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long 
     DEVICE_OR_FAIL(device, index)
     if (index == 1) return NVML_ERROR_NOT_SUPPORTED;
     double t = now_s();
+    const char *period = getenv("NVML_STUB_ENERGY_PERIOD_MS");
+    double period_s = period ? atof(period) / 1000.0 : 0.0;
+    if (period_s > 0) t = floor(t / period_s) * period_s;  /* the value of the counter's last update */
     /* the integral of base + A sin(2 pi t / P): base t + A P / (2 pi) (1 - cos(2 pi t / P)) */
     double wobble_mj = 1000.0 * wobble_w * WOBBLE_PERIOD_S / TWO_PI * (1.0 - cos(TWO_PI * t / WOBBLE_PERIOD_S));
-    *millijoules = (unsigned long long)(base_mw(index) * t + wobble_mj);
+    double base_mj = base_mw(index) * t;
+    if (getenv("NVML_STUB_LOAD_FILE")) {
+        advance_energy(index, t);
+        base_mj = energy_acc_mj[index];
+    }
+    *millijoules = (unsigned long long)(base_mj + wobble_mj);
     return NVML_SUCCESS;
 }
 
@@ -314,6 +381,8 @@ int nvmlDeviceGetPowerManagementLimitConstraints(nvmlDevice_t device, unsigned i
 int nvmlDeviceSetPowerManagementLimit(nvmlDevice_t device, unsigned int limit) {
     DEVICE_OR_FAIL(device, index)
     if (limit < MIN_LIMIT_MW || limit > MAX_LIMIT_MW) return NVML_ERROR_INVALID_ARGUMENT;
+    /* the energy so far at the old limit, before the new one applies */
+    if (getenv("NVML_STUB_LOAD_FILE") && energy_acc_started[index]) advance_energy(index, now_s());
     limits_mw[index] = limit;
     save_state();
     return NVML_SUCCESS;
