@@ -40,11 +40,20 @@ class StreamParser:
     (keep-alives), `event:`, `id:` and `retry:` fields, data spread over several `data:` lines of one
     event. Each event's data is handled as soon as it is complete JSON (a timestamp per chunk, not per
     blank line); `[DONE]` ends the stream. An engine error inside the stream (`data: {"error": ...}`, an
-    `event: error`, llama.cpp's `error:` field, finish_reason "abort"/"error") ends it with `error` set.
+    `event: error`, llama.cpp's `error:` field, finish_reason "abort"/"error", a `[DONE]` before anything
+    was generated) ends it with `error` set. TGI's native `generate_stream` events (`{"token": {...},
+    "generated_text": null, "details": null}`, one token each) are read too.
 
-    After the stream: `arrivals` (monotonic times of chunks that carried text), `usage` (the last usage
+    A chunk counts as an arrival when it carries output: completion `text`, `delta.content`,
+    `delta.reasoning_content` / `delta.reasoning` (a reasoning model's first tokens), `delta.tool_calls`, or
+    a TGI token. How many tokens a chunk carried is known when the server counts as it goes: vLLM/SGLang
+    `continuous_usage_stats` (cumulative `usage.completion_tokens` on every chunk), llama.cpp's per-chunk
+    `timings.predicted_n`, TGI native (one token per event); else one token per chunk is assumed.
+
+    After the stream: `arrivals` (monotonic times of chunks that carried output), `usage` (the last usage
     object, if any), `finish_reason`, `saw_done`, `error` (None when the engine reported none), `ignored`
-    (data that was JSON but not an object, e.g. `data: null`: skipped, never fatal; the first few kept)."""
+    (data that was JSON but not an object, e.g. `data: null`: skipped, never fatal; the first few kept);
+    `result(m_start)` sums it up for a request event."""
 
     def __init__(self) -> None:
         self.arrivals = []  # type: List[float]
@@ -56,16 +65,21 @@ class StreamParser:
         self.ignored_count = 0
         self.other_lines = 0  # lines that are no SSE field at all (e.g. a JSON body where a stream was due)
         self.first_other_line = ""
+        self.chunk_tokens = []  # type: List[Optional[int]]  # tokens each arrival carried; None: not reported
+        self.native_tokens = None  # type: Optional[int]  # TGI native details.generated_tokens
         self._event = ""
         self._data = []  # type: List[str]
+        self._now = 0.0
+        self._counted = {}  # type: Dict[str, int]  # the last cumulative count seen, per counter
 
     @property
     def finished(self) -> bool:
         """The stream is over: [DONE], or an error."""
         return self.saw_done or self.error is not None
 
-    def feed(self, raw: bytes) -> None:
-        """One line of the body, with its line end."""
+    def feed(self, raw: bytes, t: Optional[float] = None) -> None:
+        """One line of the body, with its line end; `t`: when it was read (time.monotonic(); None: now)."""
+        self._now = time.monotonic() if t is None else t
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             self._dispatch()
@@ -91,15 +105,62 @@ class StreamParser:
             if not self.first_other_line:
                 self.first_other_line = one_line(line, 200)
 
-    def end(self) -> None:
+    def end(self, t: Optional[float] = None) -> None:
         """The body ended: handle an event the server did not close with a blank line."""
+        if t is not None:
+            self._now = t
         self._dispatch()
+
+    @property
+    def ok_end(self) -> bool:
+        """The stream ended in a recognised complete way: [DONE], or a finish_reason (TGI before 2.2 and
+        llama.cpp forks send no [DONE]), and no error."""
+        return self.error is None and (self.saw_done or self.finish_reason is not None)
+
+    def result(self, m_start: float) -> Dict[str, Any]:
+        """What a request event takes from the stream, `m_start` being the monotonic time the request was
+        sent. `itl_s` has one gap per output token after the first: a chunk that carried k tokens (when the
+        server said so) adds k gaps of (its arrival - the previous arrival) / k, and the first chunk's
+        extra tokens add gaps of 0. So mean(itl_s) = (last arrival - first arrival) / (tokens - 1): GuideLLM's
+        inter-token latency and vLLM benchmark_serving's TPOT; where each chunk carries one token the list
+        is vLLM benchmark_serving's `itl` exactly (a gap per chunk)."""
+        itl = []  # type: List[float]
+        previous = None  # type: Optional[float]
+        counted = 0
+        for at, tokens in zip(self.arrivals, self.chunk_tokens):
+            k = 1 if tokens is None else tokens
+            counted += k
+            if k <= 0:
+                continue  # text without a new token (a detokenizer catching up): no token time of its own
+            if previous is None:
+                itl.extend([0.0] * (k - 1))
+            else:
+                itl.extend([round((at - previous) / k, 6)] * k)
+            previous = at
+        usage = self.usage or {}
+        reported = whole_count(usage.get("completion_tokens"))
+        if reported is None:
+            reported = self.native_tokens
+        error = self.error
+        if error is None and not self.ok_end:
+            error = "the stream ended before the response finished (no finish_reason, no [DONE])"
+        return {
+            "ttft_s": round(self.arrivals[0] - m_start, 6) if self.arrivals else None,
+            "itl_s": itl,
+            "output_tokens": reported if reported is not None else counted,
+            "tokens_from": "usage" if reported is not None else "chunks",
+            "prompt_tokens": whole_count(usage.get("prompt_tokens")),
+            "error": error,
+            "finish_reason": self.finish_reason,
+            "saw_done": self.saw_done,
+            "ok_end": self.ok_end,
+        }
 
     def _try_early(self, value: str) -> None:
         """Handle a first data line at once when it is complete on its own, for its arrival time."""
         if value.strip() == "[DONE]":
             self._data = []
-            self.saw_done = True
+            self._done()
             return
         try:
             payload = json.loads(value)
@@ -114,7 +175,7 @@ class StreamParser:
             return
         text, self._data = "\n".join(self._data), []
         if text.strip() == "[DONE]":
-            self.saw_done = True
+            self._done()
             return
         try:
             payload = json.loads(text)
@@ -125,6 +186,11 @@ class StreamParser:
                 self.error = "the server sent data that is not JSON: %s" % one_line(text, 200)
             return
         self._handle(payload, text, event)
+
+    def _done(self) -> None:
+        self.saw_done = True
+        if not self.arrivals and self.finish_reason is None and self.error is None:
+            self.error = "the server ended the stream ([DONE]) before generating anything"
 
     def _fail_with(self, text: str, what: str) -> None:
         try:
@@ -147,23 +213,60 @@ class StreamParser:
             if self.error is None:
                 self.error = "server error: %s" % engine_message(payload)
             return
+        if isinstance(payload.get("token"), dict):
+            self._handle_tgi_native(payload)
+            return
         usage = payload.get("usage")
-        if isinstance(usage, dict) and usage:
+        usage = usage if isinstance(usage, dict) else {}
+        if usage:
             self.usage = usage
-        text_arrived = False
+        arrived = False
         for choice in payload.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta")
             delta = delta if isinstance(delta, dict) else {}
             if (choice.get("text") or delta.get("content") or delta.get("reasoning_content")
-                    or delta.get("reasoning")):
-                text_arrived = True
+                    or delta.get("reasoning") or delta.get("tool_calls")):
+                arrived = True
             finish = choice.get("finish_reason")
             if finish:
                 self._finish(finish)
-        if text_arrived:
-            self.arrivals.append(time.monotonic())
+        timings = payload.get("timings")
+        # which counter says how many tokens this chunk carried: usage on every chunk (continuous usage
+        # stats) or llama.cpp's timings; a usage report only at the end counts for no chunk
+        tokens = self._new_tokens("usage", usage.get("completion_tokens")) if payload.get("choices") else None
+        if tokens is None and isinstance(timings, dict):
+            tokens = self._new_tokens("timings", timings.get("predicted_n"))
+        if arrived:
+            self.arrivals.append(self._now)
+            self.chunk_tokens.append(tokens)
+
+    def _new_tokens(self, counter: str, cumulative: Any) -> Optional[int]:
+        """Tokens since this counter's last report (None: no report in this chunk)."""
+        count = whole_count(cumulative)
+        if count is None:
+            return None
+        before = self._counted.get(counter)
+        self._counted[counter] = count
+        if before is None and self.arrivals:
+            return None  # a count first seen late (TGI's usage on its last chunk) is a total, not a step
+        return max(0, count - (before or 0))
+
+    def _handle_tgi_native(self, payload: Dict[str, Any]) -> None:
+        """TGI `generate_stream`: one event per token; the last has `generated_text` (and `details`, with
+        finish_reason and generated_tokens, when the request asked for details)."""
+        self.arrivals.append(self._now)
+        self.chunk_tokens.append(1)
+        details = payload.get("details")
+        details = details if isinstance(details, dict) else {}
+        generated = whole_count(details.get("generated_tokens"))
+        if generated is not None:
+            self.native_tokens = generated
+        if details.get("finish_reason"):
+            self._finish(details["finish_reason"])
+        elif payload.get("generated_text") is not None:
+            self._finish("generated_text")  # the last event, without details: TGI names no reason
 
     def _finish(self, finish: Any) -> None:
         message = ""
