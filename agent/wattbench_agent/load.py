@@ -1,35 +1,24 @@
 """Load generation against an OpenAI-compatible server: streamed requests timed token by token, at a fixed
-concurrency or a Poisson request rate."""
+concurrency or a Poisson request rate, all on one asyncio loop in a thread of its own (client.py sends
+each request). The loop watches its own lateness, so a point it could not time faithfully says so."""
 
+import asyncio
 import collections
-import datetime
-import email.utils
-import http.client
-import json
-import math
 import random
-import socket
-import ssl
 import threading
 import time
 import traceback
-import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
-from .job import PointConfig, WorkloadConfig
+from . import client
+from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TIMEOUT_S,  # noqa: F401 (re-exported)
+                     Endpoint, Feeder, StreamProtocol, Tracker, describe_request_error, parse_retry_after,
+                     stream_request)
+from .job import PointConfig
 from .prompts import RequestSpec
-from .sse import ERROR_TEXT_LIMIT, StreamParser, one_line, whole_count, engine_message
+from .sse import one_line
 from .util import now
-
-
-REQUEST_CONNECT_TIMEOUT_S = 10.0
-
-
-REQUEST_READ_TIMEOUT_S = 300.0  # longest silence tolerated inside one streamed response
-
-
-PROBE_TIMEOUT_S = 2.0
 
 
 THROTTLE_STATUSES = (429, 503)  # Too Many Requests, Service Unavailable: the server asks the client to wait
@@ -44,172 +33,39 @@ BACKOFF_MAX_S = 8.0
 RETRY_AFTER_MAX_S = 60.0  # a longer Retry-After is cut to this (and any wait to the point's time limit)
 
 
-class Endpoint:
-    def __init__(self, base_url: str, api: str, model: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        parts = urllib.parse.urlsplit(self.base_url)
-        self.https = parts.scheme == "https"
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or (443 if self.https else 80)
-        self.base_path = parts.path.rstrip("/")
-        self.api = api
-        self.model = model
-
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
-        if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    @property
-    def generate_path(self) -> str:
-        return self.base_path + ("/chat/completions" if self.api == "chat" else "/completions")
-
-    def probe(self) -> Tuple[bool, str]:
-        """(ready, what went wrong): GET base_url/models, then /health on the root."""
-        first_error = ""
-        for path in (self.base_path + "/models", "/health"):
-            conn = self.connection(PROBE_TIMEOUT_S)
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                response.read()
-                if response.status == 200:
-                    return True, ""
-                error = "GET %s answered HTTP %d" % (path, response.status)
-            except (OSError, http.client.HTTPException) as e:
-                error = "GET %s: %s" % (path, describe_request_error(e, self))
-            finally:
-                conn.close()
-            first_error = first_error or error
-        return False, first_error
+WATCH_PERIOD_S = 0.05  # how often the loop looks for a cancel, the time limit or a dead server
 
 
-def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
-    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or an HTTP-date); None when
-    absent or unreadable. A date in the past is 0."""
-    if not value or not value.strip():
-        return None
-    value = value.strip()
+LAG_PERIOD_S = 0.01  # the lag monitor's timer: how late it fires is how late any read could be stamped
+
+
+# A point is flagged `client_behind` when the loop's lateness reaches either: p99 5 ms is half of a 10 ms
+# inter-token gap (100 tokens/s per stream), past which ITL tails are the client's; one stall of 50 ms
+# delays every stream in flight by several tokens' time and shifts their TTFTs.
+LAG_P99_LIMIT_MS = 5.0
+LAG_MAX_LIMIT_MS = 50.0
+
+
+def raise_open_file_limit() -> None:
+    """Soft open-file limit up to the hard one: each stream in flight holds a socket (1024 is a common soft
+    limit, 2048 streams are asked for)."""
     try:
-        seconds = float(value)
-    except ValueError:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536),
+                                                        hard))
+    except (ImportError, ValueError, OSError):
         pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
-    where = "%s:%d" % (endpoint.host, endpoint.port)
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused (%s)" % where
-    if isinstance(error, socket.timeout):
-        return "timed out (%s)" % where
-    if isinstance(error, socket.gaierror):
-        return "cannot resolve host %s" % endpoint.host
-    return "%s: %s" % (type(error).__name__, error)
-
-
-CONNECTION_ERRORS = (ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead)
-
-
-def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
-                   track: Callable[[Optional[socket.socket]], None]) -> Dict[str, Any]:
-    """Send one streamed request and time its tokens. `track(sock)` registers the connection's socket so
-    that another thread can abort the request by shutting it down; `track(None)` when done. (The socket,
-    not the HTTPConnection: getresponse() hands the socket to the response and sets conn.sock = None.)
-
-    A stream succeeded when it ended with [DONE], or at the end of the body after a finish_reason (TGI
-    before 2.2 and llama.cpp forks send no [DONE]); it failed when the body ended before either, when the
-    connection broke, or when the engine reported an error in it."""
-    body = {"model": endpoint.model, "max_tokens": spec.max_tokens, "temperature": workload.temperature,
-            "stream": True, "stream_options": {"include_usage": True}}  # type: Dict[str, Any]
-    if endpoint.api == "chat":
-        body["messages"] = [{"role": "user", "content": spec.prompt}]
-    else:
-        body["prompt"] = spec.prompt
-    if workload.ignore_eos:
-        body["ignore_eos"] = True  # a vLLM/SGLang extension; only sent when asked for
-    parser = StreamParser()
-    error = None  # type: Optional[str]
-    connection_lost = False
-    http_status = None  # type: Optional[int]
-    retry_after = None  # type: Optional[float]
-    t_start = now()
-    m_start = time.monotonic()
-    conn = endpoint.connection(REQUEST_CONNECT_TIMEOUT_S)
-    try:
-        conn.connect()
-        track(conn.sock)
-        conn.sock.settimeout(REQUEST_READ_TIMEOUT_S)
-        conn.request("POST", endpoint.generate_path, body=json.dumps(body),
-                     headers={"Content-Type": "application/json", "Accept": "text/event-stream"})
-        response = conn.getresponse()
-        if response.status != 200:
-            http_status = response.status
-            retry_after = parse_retry_after(response.getheader("Retry-After"))
-            text = response.read(4000).decode("utf-8", "replace").strip()
-            try:
-                message = engine_message(json.loads(text)) if text else ""
-            except ValueError:
-                message = one_line(text)
-            error = "HTTP %d: %s" % (response.status, message or response.reason or "(no body)")
-        else:
-            for raw in response:
-                parser.feed(raw)
-                if parser.finished:
-                    break
-            else:
-                parser.end()
-            error = parser.error
-            if error is None and not parser.saw_done and parser.finish_reason is None:
-                error = "the stream ended before the response finished (no finish_reason, no [DONE])"
-                if parser.other_lines and not parser.arrivals:
-                    error += "; the body is not an event stream (Content-Type %s): %s" % (
-                        response.getheader("Content-Type", "none"), parser.first_other_line)
-                connection_lost = True
-    except CONNECTION_ERRORS as e:
-        error = describe_request_error(e, endpoint)
-        connection_lost = True
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        error = describe_request_error(e, endpoint)
-    finally:
-        conn.close()
-        track(None)
-    latency = time.monotonic() - m_start
-    arrivals = parser.arrivals
-    usage = parser.usage or {}
-    completion_tokens = whole_count(usage.get("completion_tokens"))
-    reported_prompt_tokens = whole_count(usage.get("prompt_tokens"))
-    return {
-        "ok": error is None,
-        "t_start": t_start,
-        "t_end": t_start + latency,
-        "prompt_tokens": reported_prompt_tokens if reported_prompt_tokens is not None else spec.prompt_tokens,
-        # without a usage report: the chunks that carried text, one token each only if the server
-        # streams token by token (several per chunk with speculative decoding or a stream interval)
-        "output_tokens": completion_tokens if completion_tokens is not None else len(arrivals),
-        "tokens_from": "usage" if completion_tokens is not None else "chunks",
-        "ttft_s": round(arrivals[0] - m_start, 6) if arrivals else None,
-        "latency_s": round(latency, 6),
-        "itl_s": [round(b - a, 6) for a, b in zip(arrivals, arrivals[1:])],
-        "error": error,
-        "http_status": http_status,
-        "retry_after_s": retry_after,
-        "connection_lost": connection_lost,
-        "notes": ({"non_object_data": "the server sent %d data line(s) that are not a JSON object (%s); "
-                                      "ignored" % (parser.ignored_count, ", ".join(parser.ignored))}
-                  if parser.ignored else {}),
-    }
+def quantile(values: List[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass
@@ -221,6 +77,11 @@ class PointCounts:
     tokens_usage: int = 0  # successful requests whose output tokens came from the server's usage report
     tokens_chunks: int = 0  # ... and those counted by chunks
     throttled: int = 0  # failed with HTTP 429 or 503 (the server throttled, or was unavailable)
+    inflight_max: Optional[int] = None  # most measured requests in flight at once
+    inflight_mean: Optional[float] = None  # ... on average over the measured window, weighted by time
+    request_rate_achieved: Optional[float] = None  # request-rate points: requests sent per second
+    client_lag_ms: Optional[Dict[str, float]] = None  # the load loop's lateness: p50, p99, max
+    client_behind: Optional[bool] = None
 
     def end_fields(self) -> Dict[str, Any]:
         """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
@@ -230,10 +91,81 @@ class PointCounts:
         if self.http and (self.tokens_usage or self.tokens_chunks):
             fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
                                      else "usage" if self.tokens_usage else "chunks")
+        for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind"):
+            value = getattr(self, name)
+            if self.http and value is not None:
+                fields[name] = value
         return fields
 
 
 STOP_TEXT = {"cancelled": "cancelled", "timeout": "point time limit reached", "server": "the server died"}
+
+
+class LagMonitor:
+    """A timer every LAG_PERIOD_S; how late each fires is the loop's lag (busy callbacks, the GIL held by
+    another thread, the process not scheduled), the same delay any read callback would have seen."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lags = []  # type: List[float]
+        self._due = 0.0
+        self._handle = None  # type: Optional[asyncio.TimerHandle]
+
+    def start(self) -> None:
+        self._due = self.loop.time() + LAG_PERIOD_S
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+    def _tick(self) -> None:
+        t = self.loop.time()
+        self.lags.append(max(0.0, t - self._due))
+        self._due = t + LAG_PERIOD_S  # from now: one stall is one late tick, not a run of them
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def summary(self) -> Optional[Dict[str, float]]:
+        if not self.lags:
+            return None
+        ms = [lag * 1000.0 for lag in self.lags]
+        return {"p50": round(quantile(ms, 0.5), 3), "p99": round(quantile(ms, 0.99), 3), "max": round(max(ms), 3)}
+
+
+class InFlight(Tracker):
+    """Requests connected and not yet over: their protocols (to abort them) and the time-weighted count."""
+
+    def __init__(self, runner: "LoadRunner") -> None:
+        self.runner = runner
+        self.protocols = set()  # type: Set[StreamProtocol]
+        self.peak = 0
+        self._area = 0.0
+        self._since = None  # type: Optional[float]
+        self._first = None  # type: Optional[float]
+
+    def _step(self) -> None:
+        t = time.monotonic()
+        if self._since is not None:
+            self._area += len(self.protocols) * (t - self._since)
+        else:
+            self._first = t
+        self._since = t
+
+    def opened(self, protocol: StreamProtocol) -> None:
+        self._step()
+        self.protocols.add(protocol)
+        self.peak = max(self.peak, len(self.protocols))
+        if self.runner._stop_reason is not None:
+            protocol.abort(STOP_TEXT[self.runner._stop_reason])  # connected just as the stop came
+
+    def closed(self, protocol: StreamProtocol) -> None:
+        self._step()
+        self.protocols.discard(protocol)
+
+    def mean(self) -> Optional[float]:
+        if self._first is None or self._since is None or self._since <= self._first:
+            return None
+        return self._area / (self._since - self._first)
 
 
 class LoadRunner:
@@ -241,7 +173,10 @@ class LoadRunner:
     rate, and writes a `request` event for each. Stops early on cancel, time limit or a dead server,
     aborting requests in flight (their events say why). `agent` is the run driving it (run.AgentRun, not
     imported here: the run imports this module): its `cancel` event, `events` writer, `server_dead()` and
-    `check_server_after_failure()`."""
+    `check_server_after_failure()`.
+
+    `run` starts one thread with one event loop; every request is a coroutine on it, so the configured
+    concurrency is in flight at once and nothing is started one thread after another."""
 
     def __init__(self, agent: Any, endpoint: Endpoint, point: PointConfig, repeat: int,
                  counts: PointCounts, deadline: Optional[float]) -> None:
@@ -252,26 +187,24 @@ class LoadRunner:
         self.repeat = repeat
         self.counts = counts
         self.deadline = deadline
-        self._lock = threading.Lock()
-        self._active = set()  # type: set
         self._stop_reason = None  # type: Optional[str]
-        self._deaths = []  # type: List[Tuple[str, BaseException, str]]
         self._internal_errors = 0
         self._noted = set()  # type: set
         self._hold_until = 0.0  # monotonic: no new request before this (the server said 429/503)
         self._throttles_in_row = 0
         self._jitter = random.Random(self.workload.seed * 7919 + repeat)
+        self._inflight = None  # type: Optional[InFlight]
+        self._probe = None  # type: Optional[asyncio.Future]
+        self._feeder = None  # type: Optional[Feeder]
 
     def run(self, specs: List[RequestSpec], warmup: bool, first_index: int) -> Optional[str]:
         """Send `specs`; returns None when all were sent and answered, else why it stopped early."""
         self._stop_reason = None
+        raise_open_file_limit()
         numbered = list(enumerate(specs, first_index))
-        if self.workload.request_rate is not None and not warmup:
-            self._run_at_rate(numbered, self.workload.request_rate)
-        else:
-            # Warm-up in rate mode runs a few at a time: it only has to wake the server up.
-            concurrency = self.workload.concurrency or min(len(specs), 4)
-            self._run_concurrent(numbered, concurrency, warmup)
+        thread = threading.Thread(target=self._loop_thread, args=(numbered, warmup), name="load-loop", daemon=True)
+        thread.start()
+        thread.join()
         if not warmup and self.counts.errors:
             throttled = (", %d throttled (HTTP 429/503: the server refused them)" % self.counts.throttled
                          if self.counts.throttled else "")
@@ -279,12 +212,59 @@ class LoadRunner:
                                    msg="point %s: %d of %d measured requests failed%s; the point's figures "
                                        "count only the successful ones"
                                        % (self.point.id, self.counts.errors, self.counts.requests, throttled))
+        if not warmup and self.counts.client_behind:
+            lag = self.counts.client_lag_ms or {}
+            self.agent.events.emit("log", level="warn", source="agent",
+                                   msg="point %s: the load generator fell behind (its loop ran late: p99 %.1f ms, "
+                                       "max %.1f ms); its TTFT and inter-token figures include the client's own "
+                                       "delay" % (self.point.id, lag.get("p99", 0.0), lag.get("max", 0.0)))
         return self._stop_reason
 
     def inflight(self) -> int:
-        """Requests sent and not yet answered, for the live view."""
-        with self._lock:
-            return len(self._active)
+        """Requests sent and not yet answered, for the live view (read from another thread)."""
+        tracker = self._inflight
+        return len(tracker.protocols) if tracker is not None else 0
+
+    def _loop_thread(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool) -> None:
+        try:
+            asyncio.run(self._main(numbered, warmup))
+        except BaseException as e:  # noqa: B036 - the loop itself failed: say so, the point's counts stand
+            detail = traceback.format_exc()
+            self._diag("the load loop of point %s failed:\n%s" % (self.point.id, detail))
+            self._emit_error("the load generator stopped on %s: %s; requests not yet sent were not sent"
+                             % (type(e).__name__, e), detail)
+
+    async def _main(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self._feeder = Feeder(loop)
+        self._inflight = InFlight(self)
+        self._probe = None
+        monitor = LagMonitor(loop)
+        monitor.start()
+        watcher = loop.create_task(self._watch())
+        try:
+            if self.workload.request_rate is not None and not warmup:
+                origin, last_send, sent = await self._run_at_rate(numbered, self.workload.request_rate)
+                if sent and last_send > origin:
+                    self.counts.request_rate_achieved = round(sent / (last_send - origin), 3)
+            else:
+                # Warm-up in rate mode runs a few at a time: it only has to wake the server up.
+                concurrency = self.workload.concurrency or min(len(numbered), 4)
+                await self._run_concurrent(numbered, concurrency, warmup)
+        finally:
+            watcher.cancel()
+            monitor.stop()
+        if not warmup:
+            self.counts.http = True
+            self.counts.inflight_max = self._inflight.peak
+            mean = self._inflight.mean()
+            self.counts.inflight_mean = round(mean, 2) if mean is not None else None
+            lag = monitor.summary()
+            if lag is not None:
+                self.counts.client_lag_ms = lag
+                self.counts.client_behind = lag["p99"] > LAG_P99_LIMIT_MS or lag["max"] > LAG_MAX_LIMIT_MS
+
+    # --- stopping ---
 
     def _check_stop(self) -> Optional[str]:
         if self.agent.cancel.is_set():
@@ -296,34 +276,59 @@ class LoadRunner:
         return None
 
     def _stop(self, reason: str) -> None:
-        with self._lock:
-            if self._stop_reason is None:
-                self._stop_reason = reason
-            active = list(self._active)
-        for sock in active:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # the thread reading it sees the end of the stream
-            except OSError:
-                pass
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._inflight is not None:
+            for protocol in list(self._inflight.protocols):
+                protocol.abort(STOP_TEXT[self._stop_reason])
 
-    def _send_guarded(self, index: int, spec: RequestSpec, warmup: bool) -> None:
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_PERIOD_S)
+            reason = self._check_stop()
+            if reason:
+                self._stop(reason)
+
+    async def _wait_hold(self) -> None:
+        """Before a new request: wait out a hold the server asked for. A cancel, the time limit or a dead
+        server ends the wait (and stops the point)."""
+        while self._stop_reason is None:
+            remaining = self._hold_until - time.monotonic()
+            if remaining <= 0:
+                return
+            reason = self._check_stop()
+            if reason:
+                self._stop(reason)
+                return
+            await asyncio.sleep(min(remaining, WATCH_PERIOD_S))
+
+    async def _server_check(self) -> None:
+        """A request lost its connection: one probe at a time (in a thread: it blocks), and every request that
+        fails meanwhile waits for its answer instead of burning through the prompts."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().run_in_executor(None, self.agent.check_server_after_failure)
+        await asyncio.shield(self._probe)
+
+    # --- one request ---
+
+    async def _send_guarded(self, index: int, spec: RequestSpec, warmup: bool) -> None:
         """_send, never raising for a request: one that raised inside the agent becomes a failed request
         (`internal error ...`), the point's first such one an `error` event (where: load) with the
         traceback, so no request goes missing and its sender goes on. Only a failure to record even that
         escapes (to the sender's own guard)."""
         done = {"emitted": False}
         try:
-            self._send(index, spec, warmup, done)
+            await self._send(index, spec, warmup, done)
+        except asyncio.CancelledError:
+            raise
         except BaseException as e:  # noqa: B036 - whatever it is, it must not end the sender silently
             detail = traceback.format_exc()
             self._diag("request %d of point %s raised:\n%s" % (index, self.point.id, detail))
             if done["emitted"]:
                 return
             message = "internal error in the load generator: %s: %s" % (type(e).__name__, e)
-            with self._lock:
-                self._internal_errors += 1
-                first = self._internal_errors == 1
-            if first:
+            self._internal_errors += 1
+            if self._internal_errors == 1:
                 self._emit_error("request %d: %s; the request is counted as failed (later ones are in "
                                  "agent.log)" % (index, message), detail)
             t = now()
@@ -333,16 +338,67 @@ class LoadRunner:
                                    error=message)
             self._count(warmup, ok=False)
 
-    def _sender(self, body: Callable[[], None]) -> Callable[[], None]:
-        """A sender thread's target: `body`, and if anything escapes it, a record for _supervise to report
-        (and replace the sender) instead of a thread that vanishes with a traceback on stderr."""
-        def run() -> None:
-            try:
-                body()
-            except BaseException as e:  # noqa: B036
-                with self._lock:
-                    self._deaths.append((threading.current_thread().name, e, traceback.format_exc()))
-        return run
+    async def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
+        # looked up on the module each time, so a test can stand in for it
+        result = await client.stream_request_async(self.endpoint, spec, self.workload, self._feeder, self._inflight)
+        connection_lost = result.pop("connection_lost")
+        retry_after = result.pop("retry_after_s")
+        if result["http_status"] is None:
+            result.pop("http_status")
+        if result.get("http_status") in THROTTLE_STATUSES:
+            self._throttled(result["http_status"], retry_after, result["error"])
+        elif result["ok"]:
+            self._throttles_in_row = 0
+        for key, note in result.pop("notes", {}).items():
+            self._note(key, note)
+        if not result["ok"] and self._stop_reason:
+            result["error"] = "aborted (%s): %s" % (STOP_TEXT[self._stop_reason], result["error"])
+        elif connection_lost:
+            await self._server_check()
+        error = result.pop("error")
+        event = {"point": self.point.id, "repeat": self.repeat, "i": index, "warmup": warmup}
+        event.update(result)
+        if error is not None:
+            event["error"] = error
+        self.agent.events.emit("request", **event)
+        done["emitted"] = True
+        self._count(warmup, result["ok"], result["tokens_from"], result.get("http_status"))
+
+    def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
+               http_status: Optional[int] = None) -> None:
+        if not warmup:
+            self.counts.http = True
+            self.counts.requests += 1
+            if not ok:
+                self.counts.errors += 1
+                if http_status in THROTTLE_STATUSES:
+                    self.counts.throttled += 1
+            elif tokens_from == "usage":
+                self.counts.tokens_usage += 1
+            elif tokens_from == "chunks":
+                self.counts.tokens_chunks += 1
+
+    def _throttled(self, status: int, retry_after: Optional[float], error: str) -> None:
+        """The server answered 429/503: hold new requests for its Retry-After (at most RETRY_AFTER_MAX_S),
+        else back off exponentially with jitter. Answers that come while a hold is on do not lengthen the
+        step (at concurrency N, N refusals at once are one throttle, not N)."""
+        mono = time.monotonic()
+        if retry_after is not None:
+            delay = min(retry_after, RETRY_AFTER_MAX_S)
+            how = "as its Retry-After says" + (" (cut from %g s)" % retry_after
+                                               if retry_after > RETRY_AFTER_MAX_S else "")
+        else:
+            if mono >= self._hold_until:
+                self._throttles_in_row += 1
+            step = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (max(1, self._throttles_in_row) - 1))
+            delay = self._jitter.uniform(step / 2, step)
+            how = "exponential backoff with jitter (no Retry-After)"
+        self._hold_until = max(self._hold_until, mono + delay)
+        self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
+                                "point's time limit; such requests count as failed"
+                   % (one_line(error, 160), delay, how))
+
+    # --- reporting ---
 
     def _diag(self, message: str) -> None:
         diag = getattr(self.agent, "diag", None)
@@ -364,203 +420,105 @@ class LoadRunner:
 
     def _note(self, key: str, message: str) -> None:
         """A `log` warning, once per point and repeat for each kind of oddity."""
-        with self._lock:
-            if key in self._noted:
-                return
-            self._noted.add(key)
+        if key in self._noted:
+            return
+        self._noted.add(key)
         self.agent.events.emit("log", level="warn", source="agent",
                                msg="point %s: %s (noted once per point)" % (self.point.id, message))
 
-    def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
-               http_status: Optional[int] = None) -> None:
-        if not warmup:
-            with self._lock:
-                self.counts.http = True
-                self.counts.requests += 1
-                if not ok:
-                    self.counts.errors += 1
-                    if http_status in THROTTLE_STATUSES:
-                        self.counts.throttled += 1
-                elif tokens_from == "usage":
-                    self.counts.tokens_usage += 1
-                elif tokens_from == "chunks":
-                    self.counts.tokens_chunks += 1
-
-    def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
-        holder = {}  # type: Dict[str, Any]
-
-        def track(sock: Optional[socket.socket]) -> None:
-            with self._lock:
-                if sock is None:
-                    self._active.discard(holder.get("sock"))
-                else:
-                    holder["sock"] = sock
-                    self._active.add(sock)
-                    if self._stop_reason is not None:
-                        try:
-                            sock.shutdown(socket.SHUT_RDWR)  # connected just as the stop came
-                        except OSError:
-                            pass
-
-        result = stream_request(self.endpoint, spec, self.workload, track)
-        connection_lost = result.pop("connection_lost")
-        retry_after = result.pop("retry_after_s")
-        if result["http_status"] is None:
-            result.pop("http_status")
-        if result.get("http_status") in THROTTLE_STATUSES:
-            self._throttled(result["http_status"], retry_after, result["error"])
-        elif result["ok"]:
-            with self._lock:
-                self._throttles_in_row = 0
-        for key, note in result.pop("notes", {}).items():
-            self._note(key, note)
-        if not result["ok"] and self._stop_reason:
-            result["error"] = "aborted (%s): %s" % (STOP_TEXT[self._stop_reason], result["error"])
-        elif connection_lost:
-            self.agent.check_server_after_failure()
-        error = result.pop("error")
-        event = {"point": self.point.id, "repeat": self.repeat, "i": index, "warmup": warmup}
-        event.update(result)
-        if error is not None:
-            event["error"] = error
-        self.agent.events.emit("request", **event)
-        done["emitted"] = True
-        self._count(warmup, result["ok"], result["tokens_from"], result.get("http_status"))
-
-    def _throttled(self, status: int, retry_after: Optional[float], error: str) -> None:
-        """The server answered 429/503: hold new requests for its Retry-After (at most RETRY_AFTER_MAX_S),
-        else back off exponentially with jitter. Answers that come while a hold is on do not lengthen the
-        step (at concurrency N, N refusals at once are one throttle, not N)."""
-        with self._lock:
-            mono = time.monotonic()
-            if retry_after is not None:
-                delay = min(retry_after, RETRY_AFTER_MAX_S)
-                how = "as its Retry-After says" + (" (cut from %g s)" % retry_after
-                                                   if retry_after > RETRY_AFTER_MAX_S else "")
-            else:
-                if mono >= self._hold_until:
-                    self._throttles_in_row += 1
-                step = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** (max(1, self._throttles_in_row) - 1))
-                delay = self._jitter.uniform(step / 2, step)
-                how = "exponential backoff with jitter (no Retry-After)"
-            self._hold_until = max(self._hold_until, mono + delay)
-        self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
-                                "point's time limit; such requests count as failed"
-                   % (one_line(error, 160), delay, how))
-
-    def _wait_hold(self) -> None:
-        """Before a new request: wait out a hold the server asked for. A cancel, the time limit or a dead
-        server ends the wait (and stops the point)."""
-        while self._stop_reason is None:
-            with self._lock:
-                remaining = self._hold_until - time.monotonic()
-            if remaining <= 0:
-                return
-            reason = self._check_stop()
-            if reason:
-                self._stop(reason)
-                return
-            self.agent.cancel.wait(min(remaining, 0.05))
-
-    def _supervise(self, threads: List[threading.Thread],
-                   replace: Optional[Callable[[], Optional[threading.Thread]]] = None) -> None:
-        # replace is None in request-rate mode: there each request has its own thread
-        """Wait for the request threads; stop them at cancel, time limit or a dead server. A sender that
-        died is reported (`error`, where: load) and, while work remains, `replace()` starts another."""
-        while True:
-            alive = any(t.is_alive() for t in threads)  # before taking deaths: a sender records, then ends
-            for name, error, detail in self._take_deaths():
-                thread = replace() if replace is not None and self._stop_reason is None else None
-                if thread is not None:
-                    threads.append(thread)
-                    alive = True
-                self._report_death(name, error, detail, thread is not None if replace is not None else None)
-            if not alive:
-                break
-            reason = self._check_stop()
-            if reason:
-                self._stop(reason)
-                break
-            self.agent.cancel.wait(0.1)
-        for t in threads:
-            t.join(timeout=REQUEST_CONNECT_TIMEOUT_S + 5)
-        for name, error, detail in self._take_deaths():
-            self._report_death(name, error, detail, False if replace is not None else None)
-
-    def _take_deaths(self) -> List[Tuple[str, BaseException, str]]:
-        with self._lock:
-            deaths, self._deaths = self._deaths, []
-        return deaths
-
-    def _report_death(self, name: str, error: BaseException, detail: str, replaced: Optional[bool]) -> None:
-        """`replaced`: True/False for a concurrency sender, None for a request-rate request's own thread."""
-        self._diag("load thread %s of point %s died:\n%s" % (name, self.point.id, detail))
+    def _report_death(self, task: "asyncio.Task[None]", error: BaseException, replaced: Optional[bool]) -> None:
+        """`replaced`: True/False for a concurrency sender, None for a request-rate request's own task."""
+        detail = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        name = getattr(task, "get_name", lambda: "load task")()
+        self._diag("load task %s of point %s died:\n%s" % (name, self.point.id, detail))
         if replaced:
             what = "started another in its place, so the point keeps its concurrency"
         elif replaced is None:
-            what = "its request has no event; the request rate is kept (each request has its own thread)"
+            what = "its request has no event; the request rate is kept (each request has its own task)"
         else:
             what = "no other was started (the point was stopping, or had nothing left to send)"
-        self._emit_error("a load thread (%s) stopped on %s: %s; %s" % (name, type(error).__name__, error, what),
+        self._emit_error("a load sender (%s) stopped on %s: %s; %s" % (name, type(error).__name__, error, what),
                          detail)
 
-    def _run_concurrent(self, numbered: List[Tuple[int, RequestSpec]], concurrency: int, warmup: bool) -> None:
-        pending = collections.deque(numbered)
+    @staticmethod
+    def _death(task: "asyncio.Task[None]") -> Optional[BaseException]:
+        if task.cancelled():
+            return None
+        return task.exception()
 
-        def work() -> None:
+    # --- the two modes ---
+
+    async def _run_concurrent(self, numbered: List[Tuple[int, RequestSpec]], concurrency: int, warmup: bool) -> None:
+        pending = collections.deque(numbered)  # type: Deque[Tuple[int, RequestSpec]]
+
+        async def work() -> None:
             while self._stop_reason is None:
                 reason = self._check_stop()  # also here: a failed request may have just found the server dead
                 if reason:
                     self._stop(reason)
                     return
-                self._wait_hold()
-                if self._stop_reason is not None:
+                await self._wait_hold()
+                if self._stop_reason is not None or not pending:
                     return
-                with self._lock:
-                    if not pending:
-                        return
-                    index, spec = pending.popleft()
-                self._send_guarded(index, spec, warmup)
+                index, spec = pending.popleft()
+                await self._send_guarded(index, spec, warmup)
 
-        count = [0]
+        loop = asyncio.get_running_loop()
+        senders = set()  # type: Set[asyncio.Task[None]]
+        for _ in range(min(concurrency, len(numbered))):
+            senders.add(loop.create_task(work()))
+        while senders:
+            finished, senders = await asyncio.wait(senders, return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                error = self._death(task)
+                if error is None:
+                    continue
+                replace = bool(pending) and self._stop_reason is None
+                if replace:
+                    senders.add(loop.create_task(work()))
+                self._report_death(task, error, replace)
 
-        def start() -> Optional[threading.Thread]:
-            with self._lock:
-                if not pending:
-                    return None
-            thread = threading.Thread(target=self._sender(work), name="load-%d" % count[0], daemon=True)
-            count[0] += 1
-            thread.start()
-            return thread
-
-        threads = [t for t in (start() for _ in range(min(concurrency, len(numbered)))) if t is not None]
-        self._supervise(threads, start)
-
-    def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]], rate: float) -> None:
+    async def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]], rate: float) -> Tuple[float, float, int]:
+        """Arrivals at absolute times on one clock: start + the sum of seeded exponential gaps (plus any hold
+        the server asked for), so a late wake-up never delays the arrivals after it. Returns (the schedule's
+        origin, the last send, how many were sent) on the monotonic clock."""
         rng = random.Random(self.workload.seed * 1000003 + self.repeat)
-        threads = []  # type: List[threading.Thread]
-        next_arrival = time.monotonic()
+        loop = asyncio.get_running_loop()
+        tasks = set()  # type: Set[asyncio.Task[None]]
+
+        def reap(task: "asyncio.Task[None]") -> None:
+            tasks.discard(task)
+            error = self._death(task)
+            if error is not None:
+                self._report_death(task, error, None)
+
+        origin = time.monotonic()
+        shift = 0.0  # holds the server asked for move every later arrival
+        offset = 0.0
+        last_send = origin
+        sent = 0
         for index, spec in numbered:
-            next_arrival += rng.expovariate(rate)
+            offset += rng.expovariate(rate)
             while self._stop_reason is None:
                 reason = self._check_stop()
                 if reason:
                     self._stop(reason)
                     break
-                with self._lock:
-                    hold = self._hold_until
-                if hold > next_arrival:
-                    next_arrival = hold  # the server asked to wait: the arrivals go on from there
-                remaining = next_arrival - time.monotonic()
+                target = origin + shift + offset
+                if self._hold_until > target:
+                    shift += self._hold_until - target  # the server asked to wait: the arrivals go on from there
+                    target = self._hold_until
+                remaining = target - time.monotonic()
                 if remaining <= 0:
                     break
-                self.agent.cancel.wait(min(remaining, 0.05))
+                await asyncio.sleep(min(remaining, WATCH_PERIOD_S))
             if self._stop_reason is not None:
                 break
-            for name, error, detail in self._take_deaths():
-                self._report_death(name, error, detail, None)
-            thread = threading.Thread(target=self._sender(lambda i=index, s=spec: self._send_guarded(i, s, False)),
-                                      name="load-%d" % index, daemon=True)
-            thread.start()
-            threads = [t for t in threads if t.is_alive()] + [thread]
-        self._supervise(threads)
+            last_send = time.monotonic()
+            sent += 1
+            task = loop.create_task(self._send_guarded(index, spec, False))
+            tasks.add(task)
+            task.add_done_callback(reap)
+        while tasks:
+            await asyncio.wait(set(tasks))
+        return origin, last_send, sent

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from .helpers import AgentTestCase, http_point, max_overlap  # noqa: F401  (helpers puts agent/ on sys.path)
 
-from wattbench_agent import load
+from wattbench_agent import client, load
 from wattbench_agent.job import PointConfig, WorkloadConfig
 from wattbench_agent.load import Endpoint, LoadRunner, PointCounts, stream_request
 from wattbench_agent.prompts import RequestSpec
@@ -389,14 +389,14 @@ class WorkerFailureTest(LoadTestCase):
     sender that dies all the same is reported and replaced: the concurrency never drops silently."""
 
     def patch_stream_request(self, fail: Callable[[RequestSpec], None]) -> None:
-        original = load.stream_request
+        original = client.stream_request_async
 
-        def patched(endpoint, spec, workload, track):
+        async def patched(endpoint, spec, workload, feeder, tracker=None):
             fail(spec)
-            return original(endpoint, spec, workload, track)
+            return await original(endpoint, spec, workload, feeder, tracker)
 
-        load.stream_request = patched
-        self.addCleanup(setattr, load, "stream_request", original)
+        client.stream_request_async = patched
+        self.addCleanup(setattr, client, "stream_request_async", original)
 
     def test_a_request_that_raises_is_a_failed_request_and_the_sender_goes_on(self):
         def fail(spec):

@@ -1,0 +1,538 @@
+"""One streamed request to an OpenAI-compatible server over raw HTTP/1.1 on asyncio: the body's bytes are
+stamped with time.monotonic() in the loop's read callback, before anything is parsed, and parsed a moment
+later (when the loop has stamped every socket that was readable at once)."""
+
+import asyncio
+import datetime
+import email.utils
+import http.client
+import json
+import math
+import socket
+import ssl
+import time
+import urllib.parse
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from .job import WorkloadConfig
+from .prompts import RequestSpec
+from .sse import StreamParser, engine_message, one_line
+from .util import now
+
+
+REQUEST_CONNECT_TIMEOUT_S = 10.0
+
+
+REQUEST_READ_TIMEOUT_S = 300.0  # longest silence tolerated inside one streamed response
+
+
+PROBE_TIMEOUT_S = 2.0
+
+
+ERROR_BODY_LIMIT = 4000  # bytes of a non-200 answer's body read for its message
+
+
+HEAD_LIMIT = 65536  # a status line and headers longer than this are no HTTP answer
+
+
+# The fields the job itself sets; server.request_fields (an engine preset) cannot replace them.
+OWN_BODY_FIELDS = ("model", "prompt", "messages", "max_tokens", "temperature", "top_p", "stream")
+
+
+class Endpoint:
+    """An OpenAI-compatible server: where to send, which API, and `request_fields` (the job's
+    server.request_fields, merged into every body; None: the workload's ignore_eos decides)."""
+
+    def __init__(self, base_url: str, api: str, model: str,
+                 request_fields: Optional[Dict[str, Any]] = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.base_url)
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if self.https else 80)
+        self.base_path = parts.path.rstrip("/")
+        self.api = api
+        self.model = model
+        self.request_fields = request_fields
+        default_port = 443 if self.https else 80
+        self.host_header = self.host if self.port == default_port else "%s:%d" % (self.host, self.port)
+        if ":" in self.host and not self.host.startswith("["):  # an IPv6 literal
+            self.host_header = "[%s]" % self.host if self.port == default_port else "[%s]:%d" % (self.host, self.port)
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.https:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
+                                               context=ssl.create_default_context())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    @property
+    def generate_path(self) -> str:
+        return self.base_path + ("/chat/completions" if self.api == "chat" else "/completions")
+
+    def probe(self) -> Tuple[bool, str]:
+        """(ready, what went wrong): GET base_url/models, then /health on the root."""
+        first_error = ""
+        for path in (self.base_path + "/models", "/health"):
+            conn = self.connection(PROBE_TIMEOUT_S)
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    return True, ""
+                error = "GET %s answered HTTP %d" % (path, response.status)
+            except (OSError, http.client.HTTPException) as e:
+                error = "GET %s: %s" % (path, describe_request_error(e, self))
+            finally:
+                conn.close()
+            first_error = first_error or error
+        return False, first_error
+
+    def request_body(self, spec: RequestSpec, workload: WorkloadConfig) -> Dict[str, Any]:
+        """The JSON body: server.request_fields first, then the job's own fields over them;
+        stream_options is the union of both, always with include_usage."""
+        preset = self.request_fields or {}
+        body = {key: value for key, value in preset.items() if key not in OWN_BODY_FIELDS}  # type: Dict[str, Any]
+        options = preset.get("stream_options")
+        body["stream_options"] = dict(options if isinstance(options, dict) else {}, include_usage=True)
+        body.update(model=self.model, max_tokens=spec.max_tokens, temperature=workload.temperature, stream=True)
+        if workload.top_p is not None:
+            body["top_p"] = workload.top_p
+        if self.api == "chat":
+            body["messages"] = [{"role": "user", "content": spec.prompt}]
+        else:
+            body["prompt"] = spec.prompt
+        if self.request_fields is None and workload.ignore_eos:
+            body["ignore_eos"] = True  # a vLLM/SGLang extension; only sent when asked for
+        return body
+
+    def request_bytes(self, body: Dict[str, Any]) -> bytes:
+        payload = json.dumps(body).encode()
+        head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n" % (self.generate_path, self.host_header,
+                                                                    len(payload)))
+        return head.encode("latin-1") + payload
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds or an HTTP-date); None when
+    absent or unreadable. A date in the past is 0."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
+    where = "%s:%d" % (endpoint.host, endpoint.port)
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (%s)" % where
+    if isinstance(error, ConnectionResetError):
+        return "connection reset by the server (%s)" % where
+    if isinstance(error, (socket.timeout, asyncio.TimeoutError)):
+        return "timed out (%s)" % where
+    if isinstance(error, socket.gaierror):
+        return "cannot resolve host %s" % endpoint.host
+    return "%s: %s" % (type(error).__name__, error)
+
+
+class Feeder:
+    """Parses the lines that responses on one loop have received, once per loop pass: the read callbacks
+    only stamp and split, so a socket read late in a pass is not stamped late by the parsing of those
+    before it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting = []  # type: List[StreamProtocol]
+        self._scheduled = False
+
+    def want(self, protocol: "StreamProtocol") -> None:
+        self._waiting.append(protocol)
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._scheduled = False
+        for protocol in waiting:
+            protocol.parse_pending()
+
+
+SIZE, DATA, DATA_END = 0, 1, 2  # where a chunked body's reader is: the size line, its data, the CRLF after
+
+
+class StreamProtocol(asyncio.Protocol):
+    """One response: status line and headers, then the body unframed (chunked, Content-Length, or until
+    the server closes) and, for a 200, split into lines, each with the monotonic time its last byte was
+    read. `done` resolves when the response is over (the body ended, the parser found [DONE] or an
+    error, the connection was lost, or `abort()`)."""
+
+    def __init__(self, feeder: Feeder, parser: StreamParser) -> None:
+        self.feeder = feeder
+        self.parser = parser
+        self.done = feeder.loop.create_future()  # type: asyncio.Future
+        self.transport = None  # type: Optional[asyncio.Transport]
+        self.last_data = time.monotonic()
+        self.status = None  # type: Optional[int]
+        self.reason = ""
+        self.headers = {}  # type: Dict[str, str]
+        self.body_complete = False  # the framing said the body ended (or the server closed an unframed one)
+        self.closed_between_chunks = False  # the server closed a chunked body with no last chunk, no chunk cut
+        self.lost = None  # type: Optional[BaseException]  # how the connection broke, if it did
+        self.cut = ""  # what was cut short when the connection ended early
+        self.aborted = ""  # why the agent closed the connection itself
+        self.error_body = bytearray()
+        self._head = bytearray()
+        self._framing = ""  # chunked | length | eof
+        self._remaining = 0
+        self._chunk_state = SIZE
+        self._size_line = b""
+        self._partial = b""  # the start of a line whose end has not come yet
+        self._pending = []  # type: List[Tuple[List[bytes], float]]
+
+    # --- asyncio.Protocol ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        t = time.monotonic()
+        self.last_data = t
+        if self.done.done():
+            return
+        if self.status is None:
+            data = self._read_head(data)
+            if self.status is None or self.done.done():
+                return
+        if data:
+            self._body(data, t)
+
+    def eof_received(self) -> Optional[bool]:
+        return None  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self.done.done():
+            return
+        if exc is None and not self.aborted and self.status is not None:
+            if self._framing == "eof":
+                self.body_complete = True
+            elif not self.body_complete:
+                self.closed_between_chunks = (self._framing == "chunked" and self._chunk_state == SIZE
+                                              and not self._size_line)
+                if self._framing != "chunked":
+                    self.cut = "the connection closed before the Content-Length was read"
+                elif self.closed_between_chunks:
+                    self.cut = "the connection closed before the chunked body's last chunk"
+                else:
+                    self.cut = "the connection closed inside a chunk of the chunked body"
+        if self._partial and (self.body_complete or self.status == 200):
+            self._pending.append(([self._partial], time.monotonic()))
+            self._partial = b""
+        self.lost = exc
+        self.done.set_result(None)
+
+    # --- the agent's side ---
+
+    def abort(self, why: str) -> None:
+        if self.done.done():
+            return
+        self.aborted = why
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost(None) comes later; the request is over now
+        self.done.set_result(None)
+
+    def parse_pending(self) -> None:
+        """Feed the lines read so far to the parser (again harmless); close when it says the stream is over."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        feed = self.parser.feed
+        for lines, t in pending:
+            for line in lines:
+                feed(line, t)
+                if self.parser.finished:
+                    self._finish()
+                    return
+
+    # --- reading ---
+
+    def _finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _read_head(self, data: bytes) -> bytes:
+        self._head += data
+        while True:
+            end = self._head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._head) > HEAD_LIMIT:
+                    self.cut = "the server's answer has no end of headers in its first %d bytes" % HEAD_LIMIT
+                    self._finish()
+                return b""
+            head = bytes(self._head[:end]).decode("latin-1").split("\r\n")
+            rest = bytes(self._head[end + 4:])
+            parts = head[0].split(" ", 2)
+            try:
+                status = int(parts[1])
+            except (IndexError, ValueError):
+                self.cut = "the server's answer is not HTTP: %s" % one_line(head[0], 200)
+                self._finish()
+                return b""
+            if 100 <= status < 200:  # 100 Continue and friends: the real answer follows
+                self._head = bytearray(rest)
+                continue
+            self.status = status
+            self.reason = parts[2] if len(parts) > 2 else ""
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                self.headers[name.strip().lower()] = value.strip()
+            coding = self.headers.get("transfer-encoding", "").lower()
+            length = self.headers.get("content-length")
+            if coding.split(",")[-1].strip() == "chunked":
+                self._framing = "chunked"
+            elif length is not None and length.strip().isdigit():
+                self._framing = "length"
+                self._remaining = int(length)
+                if self._remaining == 0:
+                    self._complete()
+            else:
+                self._framing = "eof"
+            self._head = bytearray()
+            return rest
+
+    def _body(self, data: bytes, t: float) -> None:
+        if self._framing == "eof":
+            self._content(data, t)
+        elif self._framing == "length":
+            piece = data[:self._remaining]
+            self._remaining -= len(piece)
+            self._content(piece, t)
+            if self._remaining == 0:
+                self._complete()
+        else:
+            self._chunks(data, t)
+
+    def _chunks(self, data: bytes, t: float) -> None:
+        i, n = 0, len(data)
+        while i < n:
+            state = self._chunk_state
+            if state == DATA:
+                take = min(self._remaining, n - i)
+                self._content(data[i:i + take], t)
+                i += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._chunk_state = DATA_END
+            elif state == DATA_END:
+                if data.startswith(b"\r\n", i):
+                    i += 2
+                    self._chunk_state = SIZE
+                    continue
+                if data[i] == 0x0A:
+                    self._chunk_state = SIZE
+                i += 1  # the CR before the LF, in a read of its own
+            else:
+                j = data.find(b"\n", i)
+                if j < 0:
+                    self._size_line += data[i:]
+                    if len(self._size_line) > 1024:
+                        self.cut = "the chunked body has a chunk size line longer than 1024 bytes"
+                        self._finish()
+                    return
+                line, self._size_line = self._size_line + data[i:j], b""
+                i = j + 1
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    self.cut = "the chunked body has a bad chunk size: %s" % one_line(line.decode("latin-1"), 60)
+                    self._finish()
+                    return
+                if size == 0:
+                    self._complete()  # the last chunk; trailers are of no use here
+                    return
+                self._remaining = size
+                self._chunk_state = DATA
+
+    def _complete(self) -> None:
+        self.body_complete = True
+        if self._partial:
+            self._pending.append(([self._partial], time.monotonic()))
+            self._partial = b""
+        self._finish()
+
+    def _content(self, piece: bytes, t: float) -> None:
+        if not piece:
+            return
+        if self.status != 200:
+            room = ERROR_BODY_LIMIT - len(self.error_body)
+            self.error_body += piece[:room]
+            if len(self.error_body) >= ERROR_BODY_LIMIT:
+                self._finish()
+            return
+        if self._partial:
+            piece = self._partial + piece
+            self._partial = b""
+        # bytes.splitlines ends lines at LF, CRLF and CR: exactly the SSE spec's line ends
+        lines = piece.splitlines(True)
+        if not lines[-1].endswith(b"\n"):  # no line end yet, or a CR that may be the first half of a CRLF
+            self._partial = lines.pop()
+        if lines:
+            self._pending.append((lines, t))
+            self.feeder.want(self)
+
+
+class Tracker:
+    """What a request tells its runner: `opened(protocol)` once connected, `closed(protocol)` when over."""
+
+    def opened(self, protocol: StreamProtocol) -> None:
+        pass
+
+    def closed(self, protocol: StreamProtocol) -> None:
+        pass
+
+
+async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig, feeder: Feeder,
+                               tracker: Optional[Tracker] = None) -> Dict[str, Any]:
+    """Send one streamed request and time its tokens.
+
+    A stream succeeded when it ended with [DONE], or after a finish_reason however the body then ended
+    (TGI before 2.2 and llama.cpp forks send no [DONE]); it failed when the body ended before either, when
+    the connection broke before either, or when the engine reported an error in it."""
+    loop = feeder.loop
+    parser = StreamParser()
+    request = endpoint.request_bytes(endpoint.request_body(spec, workload))
+    protocol = None  # type: Optional[StreamProtocol]
+    error = None  # type: Optional[str]
+    connection_lost = False
+    t_start = now()
+    m_start = time.monotonic()
+    try:
+        _, protocol = await asyncio.wait_for(loop.create_connection(
+            lambda: StreamProtocol(feeder, parser), endpoint.host, endpoint.port,
+            ssl=ssl.create_default_context() if endpoint.https else None,
+            server_hostname=endpoint.host if endpoint.https else None), REQUEST_CONNECT_TIMEOUT_S)
+    except (OSError, asyncio.TimeoutError) as e:
+        error = describe_request_error(e, endpoint)
+        connection_lost = isinstance(e, ConnectionError)  # refused or reset: is the server still there?
+    if protocol is not None:
+        if tracker is not None:
+            tracker.opened(protocol)
+        try:
+            protocol.transport.write(request)  # type: ignore[union-attr]
+            await _wait_out(protocol)
+        finally:
+            if tracker is not None:
+                tracker.closed(protocol)
+            protocol.parse_pending()
+            if protocol.transport is not None:
+                protocol.transport.close()
+        error, connection_lost = _outcome(protocol, endpoint)
+    latency = time.monotonic() - m_start
+    return _result(parser, spec, t_start, m_start, latency, error, connection_lost, protocol)
+
+
+async def _wait_out(protocol: StreamProtocol) -> None:
+    """Until the response is over, or silent for REQUEST_READ_TIMEOUT_S (one timer per request, not per read)."""
+    while True:
+        silence = time.monotonic() - protocol.last_data
+        if silence >= REQUEST_READ_TIMEOUT_S:
+            protocol.abort("no data for %g s" % REQUEST_READ_TIMEOUT_S)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.done), REQUEST_READ_TIMEOUT_S - silence)
+            return
+        except asyncio.TimeoutError:
+            continue
+
+
+def _outcome(protocol: StreamProtocol, endpoint: Endpoint) -> Tuple[Optional[str], bool]:
+    """(error, connection_lost) of a response that is over."""
+    parser = protocol.parser
+    where = "%s:%d" % (endpoint.host, endpoint.port)
+    if protocol.status is None:
+        if protocol.aborted:
+            return "the agent closed the connection (%s)" % protocol.aborted, False
+        if protocol.cut:
+            return protocol.cut, True
+        if protocol.lost is not None:
+            return describe_request_error(protocol.lost, endpoint), True
+        return "the server closed the connection without answering (%s)" % where, True
+    if protocol.status != 200:
+        text = bytes(protocol.error_body).decode("utf-8", "replace").strip()
+        try:
+            message = engine_message(json.loads(text)) if text else ""
+        except ValueError:
+            message = one_line(text)
+        return "HTTP %d: %s" % (protocol.status, message or protocol.reason or "(no body)"), False
+    if (protocol.body_complete or protocol.closed_between_chunks) and not parser.finished:
+        parser.end(protocol.last_data)
+    if parser.error is not None:
+        return parser.error, False
+    if parser.saw_done:
+        return None, False
+    if parser.finish_reason is not None and (protocol.body_complete or protocol.closed_between_chunks):
+        # Complete: every event came whole (TGI before 2.2 closes after its finish chunk, some servers
+        # without the chunked body's last chunk). A chunk cut in half, or a reset, is not.
+        return None, False
+    if protocol.aborted:
+        return "the agent closed the connection (%s)" % protocol.aborted, protocol.aborted.startswith("no data")
+    if protocol.body_complete:
+        error = "the stream ended before the response finished (no finish_reason, no [DONE])"
+        if parser.other_lines and not parser.arrivals:
+            error += "; the body is not an event stream (Content-Type %s): %s" % (
+                protocol.headers.get("content-type", "none"), parser.first_other_line)
+        return error, True
+    if protocol.lost is not None:
+        return describe_request_error(protocol.lost, endpoint), True
+    return protocol.cut or "the connection ended before the response finished", True
+
+
+def _result(parser: StreamParser, spec: RequestSpec, t_start: float, m_start: float, latency: float,
+            error: Optional[str], connection_lost: bool, protocol: Optional[StreamProtocol]) -> Dict[str, Any]:
+    timing = parser.result(m_start)  # TTFT, inter-token gaps and token counts: the parser's one definition
+    status = protocol.status if protocol is not None and protocol.status != 200 else None
+    return {
+        "ok": error is None,
+        "t_start": t_start,
+        "t_end": t_start + latency,
+        "prompt_tokens": timing["prompt_tokens"] if timing["prompt_tokens"] is not None else spec.prompt_tokens,
+        "output_tokens": timing["output_tokens"],
+        "tokens_from": timing["tokens_from"],
+        "ttft_s": timing["ttft_s"],
+        "latency_s": round(latency, 6),
+        "itl_s": timing["itl_s"],
+        "error": error,
+        "http_status": status,
+        "retry_after_s": parse_retry_after(protocol.headers.get("retry-after")) if status is not None else None,
+        "connection_lost": connection_lost,
+        "notes": ({"non_object_data": "the server sent %d data line(s) that are not a JSON object (%s); "
+                                      "ignored" % (parser.ignored_count, ", ".join(parser.ignored))}
+                  if parser.ignored else {}),
+    }
+
+
+def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig,
+                   track: Optional[Callable[[Any], None]] = None) -> Dict[str, Any]:
+    """stream_request_async on a loop of its own, for one request outside a LoadRunner. `track` is
+    accepted for callers of the former thread-per-request client and not used."""
+    async def one() -> Dict[str, Any]:
+        return await stream_request_async(endpoint, spec, workload, Feeder(asyncio.get_running_loop()))
+
+    return asyncio.run(one())
