@@ -1,0 +1,4 @@
+export * from './types';
+export * from './predicted';
+export * from './measured';
+export * from './text';
