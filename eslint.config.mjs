@@ -62,7 +62,27 @@ const layers = {
   'src/core/estimate/**': [
     ...core,
     ...notWorkspace,
-    noneOf(['run', 'store', 'transport', 'slurm'], 'src/core/estimate/ predicts from a config alone: it never runs, stores or reaches a host.'),
+    noneOf(['run', 'store', 'transport', 'slurm', 'models'], 'src/core/estimate/ predicts from a config alone: it never runs, stores or reaches a host (src/core/models/ finds shapes and hands them in).'),
+  ],
+  'src/core/models/**': [
+    ...core,
+    ...notWorkspace,
+    noneOf(['run', 'store', 'slurm'], 'src/core/models/ finds a model\'s shape (files, caches, the Hub, a host\'s cache over a transport): it never runs a benchmark or touches the results store.'),
+  ],
+  'src/core/recommend/**': [
+    ...core,
+    ...notWorkspace,
+    noneOf(
+      ['run', 'store', 'transport', 'slurm'],
+      'src/core/recommend/ chooses from predictions and from summaries it is given: it never runs, stores or reaches a host (src/cli/ and src/vscode/ read the stored runs).',
+    ),
+  ],
+  'src/core/import/**': [
+    ...core,
+    {
+      regex: '^\\.\\./(?!protocol/|store/)',
+      message: "src/core/import/ turns other tools' result files into stored runs: it imports only src/core/protocol/ and src/core/store/ (and node builtins), nothing that runs or estimates.",
+    },
   ],
   'webview/**': [
     { regex: '^vscode$', message: 'webview/ runs in a browser: it talks to the extension by postMessage (src/core/protocol/webview.ts), never through the vscode API.' },

@@ -4,6 +4,7 @@ import { ConfigCache } from './vscode/config-files';
 import { ConfigDiagnostics } from './vscode/diagnostics';
 import { EstimateService, registerEstimateProviders } from './vscode/estimates';
 import { HostsTree } from './vscode/hosts';
+import { ModelShapes } from './vscode/models';
 import { DisposableBag } from './vscode/disposable';
 import { LivePanel, ResultPanel } from './vscode/panels';
 import { RunManager } from './vscode/run-manager';
@@ -29,7 +30,8 @@ export function activate(context: vscode.ExtensionContext): void {
 
 function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.LogOutputChannel): void {
   const configs = new ConfigCache();
-  const estimates = bag.add(new EstimateService(configs));
+  const shapes = new ModelShapes(context.globalStorageUri.fsPath, context.secrets);
+  const estimates = bag.add(new EstimateService(configs, (spec, baseDir) => shapes.resolve(spec, baseDir)));
   const warnCalibration = (message: string) => {
     log.warn(message);
     void vscode.window.showWarningMessage(`Wattbench: ${message}`);
@@ -44,7 +46,7 @@ function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.
   bag.add(vscode.window.createTreeView('wattbench.runs', { treeDataProvider: runsTree, canSelectMany: true, showCollapseAll: true }));
   bag.add(vscode.window.createTreeView('wattbench.hosts', { treeDataProvider: hostsTree }));
   bag.add(new RunStatusBar(manager));
-  for (const d of registerCommands({ extensionUri: context.extensionUri, manager, estimates, hostsTree, log, secrets: context.secrets })) bag.add(d);
+  for (const d of registerCommands({ extensionUri: context.extensionUri, manager, estimates, hostsTree, log, secrets: context.secrets, shapes })) bag.add(d);
   bag.add(
     vscode.window.registerWebviewPanelSerializer(LivePanel.viewType, {
       deserializeWebviewPanel: async (panel, state: { runId?: string } | undefined) => {
@@ -73,6 +75,7 @@ function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('wattbench.hosts')) hostsTree.refresh();
       if (e.affectsConfiguration('wattbench.cost')) estimates.settingsChanged();
+      if (e.affectsConfiguration('wattbench.huggingFace')) estimates.shapesChanged();
     }),
   );
   bag.add(vscode.workspace.onDidGrantWorkspaceTrust(() => void manager.reattachAll()));

@@ -76,6 +76,17 @@ export function scatterChart(
   });
 }
 
+/**
+ * Per-point markers of a Pareto dataset: a star for a point that met its SLO, a cross for one that missed
+ * it, a circle for one judged by none.
+ */
+export function sloMarkers(points: { slo?: { met: boolean } }[]): { pointStyle: string[]; pointRadius: number[] } {
+  return {
+    pointStyle: points.map((p) => (!p.slo ? 'circle' : p.slo.met ? 'star' : 'crossRot')),
+    pointRadius: points.map((p) => (p.slo?.met ? 7 : 4)),
+  };
+}
+
 /** The canvas of a chart with id `canvasId`, once a view's HTML is in the page. */
 export const canvas = (canvasId: string) => document.getElementById(canvasId) as HTMLCanvasElement;
 

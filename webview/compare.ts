@@ -22,3 +22,6 @@ const started = (r: ResultRun) => r.started.slice(0, 16).replace('T', ' ');
 /** In a comparison every table row says which run it is from; a single run's tables have no run column. */
 export const runHead = (run?: string) => (run === undefined ? '' : '<th>run</th>');
 export const runCell = (run?: string) => (run === undefined ? '' : `<td>${esc(run)}</td>`);
+
+/** Whether any of `runs` was judged against an SLO: the SLO table and the Pareto legend appear only then. */
+export const anySlo = (runs: ResultRun[]) => runs.some((r) => r.summary.points.some((p) => p.slo));

@@ -19,6 +19,9 @@ export class LiveView {
   private total = new ThinnedSeries();
   private tps = new ThinnedSeries();
   private inflight = new ThinnedSeries();
+  /** The engine's own metrics beside power (right-hand axes): running requests, KV-cache use in %. */
+  private running = new ThinnedSeries();
+  private kv = new ThinnedSeries();
   private ttft: XY[] = [];
   private e2e: XY[] = [];
   private dirty = new Set<Part>();
@@ -42,7 +45,29 @@ export class LiveView {
     document.getElementById('cancel')!.addEventListener('click', () => vscode.postMessage({ type: 'cancel' }));
     // Series are thinned here, so chart.js's own decimation (which reprocesses everything) stays off.
     const plugins = () => ({ decimation: { enabled: false }, legend: { labels: { boxWidth: 12 } } });
-    this.power = lineChart(canvas('c-power'), 'W', { plugins: plugins() });
+    this.power = lineChart(canvas('c-power'), 'W', {
+      plugins: plugins(),
+      scales: {
+        x: { type: 'linear', title: { display: true, text: 'seconds' } },
+        y: { beginAtZero: true, title: { display: true, text: 'W' } },
+        // 'auto': shown only once the engine's metrics arrive (an engine without them, a simulated run)
+        y1: {
+          display: 'auto',
+          position: 'right',
+          beginAtZero: true,
+          grid: { drawOnChartArea: false },
+          title: { display: true, text: 'running requests' },
+        },
+        y2: {
+          display: 'auto',
+          position: 'right',
+          min: 0,
+          max: 100,
+          grid: { drawOnChartArea: false },
+          title: { display: true, text: 'KV cache %' },
+        },
+      },
+    });
     this.throughput = lineChart(canvas('c-tps'), 'tokens/s', {
       plugins: plugins(),
       scales: {
@@ -66,6 +91,9 @@ export class LiveView {
     this.perGpu = state.gpus.map(() => new ThinnedSeries());
     this.total = new ThinnedSeries();
     for (const sample of state.samples) this.addSample(sample);
+    this.running = new ThinnedSeries();
+    this.kv = new ThinnedSeries();
+    for (const e of state.engine ?? []) this.addEngine(e);
     this.tps = new ThinnedSeries();
     this.inflight = new ThinnedSeries();
     for (const p of state.throughput) {
@@ -86,7 +114,14 @@ export class LiveView {
       s.samples.push(sample);
       this.addSample(sample);
     }
-    if (this.perGpu.length !== s.gpus.length) this.buildDatasets();
+    const engineBefore = this.running.data.length + this.kv.data.length;
+    for (const e of m.engine ?? []) {
+      (s.engine ??= []).push(e);
+      this.addEngine(e);
+    }
+    // The engine's series join the chart when its first scrape arrives.
+    const engineStarted = engineBefore === 0 && this.running.data.length + this.kv.data.length > 0;
+    if (this.perGpu.length !== s.gpus.length || engineStarted) this.buildDatasets();
     for (const p of m.throughput) {
       this.tps.push(p.t, p.tps);
       this.inflight.push(p.t, p.inflight);
@@ -102,7 +137,7 @@ export class LiveView {
     Object.assign(s, { phase, currentPoint, points, status, message, summary, capW, idleW });
     if (capChanged) this.buildDatasets();
     this.schedule(
-      ...(m.samples.length || capChanged ? (['power'] as const) : []),
+      ...(m.samples.length || capChanged || m.engine?.length ? (['power'] as const) : []),
       ...(m.throughput.length ? (['throughput'] as const) : []),
       ...(m.latency.length ? (['latency'] as const) : []),
       'text',
@@ -115,6 +150,11 @@ export class LiveView {
       if (Number.isFinite(w)) series.push(t, w);
     });
     this.total.push(t, total ?? p.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0));
+  }
+
+  private addEngine({ t, running, kv }: NonNullable<LiveState['engine']>[number]): void {
+    if (running !== undefined) this.running.push(t, running);
+    if (kv !== undefined) this.kv.push(t, kv * 100);
   }
 
   /** Dataset objects are made once (and again only when GPUs, the cap or the idle line change). */
@@ -141,12 +181,22 @@ export class LiveView {
       borderColor: color(i),
     });
     const foreground = () => css('--vscode-editor-foreground', '#ccc');
+    const engineLine = (label: string, series: ThinnedSeries, i: number, yAxisID: string) => ({
+      label,
+      data: series.data,
+      borderColor: color(i),
+      borderWidth: 2,
+      yAxisID,
+      stepped: yAxisID === 'y1',
+    });
     const cap = s.capW === null ? null : s.capW * Math.max(1, gpuCount);
     this.power!.data.datasets = [
       ...s.gpus.map(gpuLine),
       ...(gpuCount > 1 ? [{ label: 'total', data: this.total.data, borderColor: foreground(), borderWidth: 2 }] : []),
       flat(s.idleW, 'idle baseline (total)', 4),
       flat(cap, gpuCount > 1 ? 'power cap × GPUs' : 'power cap', 5),
+      ...(this.running.data.length ? [engineLine('engine: running requests', this.running, 2, 'y1')] : []),
+      ...(this.kv.data.length ? [engineLine('engine: KV cache %', this.kv, 3, 'y2')] : []),
     ].filter((d): d is ChartDataset<'line', XY[]> => !!d) as never;
     this.throughput!.data.datasets = [
       { label: 'output tokens/s', data: this.tps.data, borderColor: color(0), yAxisID: 'y' },

@@ -2,10 +2,10 @@
 import type { Chart } from 'chart.js';
 import type { PointSummary, RunSummary } from '../src/core/protocol/summary';
 import type { HostToResult, ResultRun } from '../src/core/protocol/webview';
-import { canvas, chartCard, color, lineChart, scatterChart } from './charts';
-import { runNames } from './compare';
+import { canvas, chartCard, color, lineChart, scatterChart, sloMarkers } from './charts';
+import { anySlo, runNames } from './compare';
 import { app, esc, fmt, tableCard, vscode } from './dom';
-import { idealizedRows, perGpuRows, predictionRows, summaryRows } from './tables';
+import { idealizedRows, perGpuRows, predictionRows, sloRows, summaryRows } from './tables';
 
 const IDEALIZED =
   "Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests; " +
@@ -24,6 +24,8 @@ export class ResultView {
       return;
     }
     const { name, row } = runNames(runs);
+    const slo = anySlo(runs);
+    const sloLegend = slo ? ' (★ met the SLO, ✕ missed it)' : '';
     // Each chart's canvas is r-<key>; the key names it in this.charts, for its PNG button.
     const card = (title: string, png: string, key: string) =>
       chartCard(title, png, `r-${key}`, () => this.charts.get(key));
@@ -37,9 +39,10 @@ export class ResultView {
       ${runs.map((r) => runLine(r)).join('')}
       ${runs.map((r) => perGpuRows(r)).join('')}
       ${tableCard('Summary per point', 'summary-table', rows(summaryRows))}
+      ${slo ? tableCard('Against the SLO (goodput: requests meeting every objective)', 'slo-table', rows(sloRows)) : ''}
       <div class="grid">
         ${card('Power timeline (W, all GPUs)', 'power-timeline', 'power')}
-        ${card('Pareto: J/token against throughput', 'pareto-throughput', 'pareto')}
+        ${card(`Pareto: J/token against throughput${sloLegend}`, 'pareto-throughput', 'pareto')}
         ${card('Pareto: J/token against latency (p50, p99)', 'pareto-latency', 'pareto-lat')}
         ${card('Throughput and latency per point', 'throughput-latency', 'tput')}
       </div>
@@ -65,7 +68,7 @@ export class ResultView {
         label: name(r),
         data: okPoints(r.summary).map((p) => ({ x: p.throughput.output_tokens_per_s, y: p.j_per_output_token })),
         backgroundColor: color(i),
-        pointRadius: 4,
+        ...sloMarkers(okPoints(r.summary)),
         showLine: true,
         borderColor: color(i),
       })),
@@ -115,18 +118,26 @@ export class ResultView {
 /** A run's part of the title: its name, status and whether its GPUs were simulated. */
 function heading(r: ResultRun, name: string): string {
   const simulated = r.simulated ? ' <span class="sim">SIMULATED GPUs</span>' : '';
-  return `${esc(name)} <vscode-badge>${esc(r.status)}</vscode-badge>${simulated}`;
+  const imported = isImported(r) ? ' <vscode-badge>imported</vscode-badge>' : '';
+  return `${esc(name)} <vscode-badge>${esc(r.status)}</vscode-badge>${imported}${simulated}`;
 }
+
+/** A run another tool measured: its summary says `imported (<tool>)` as its telemetry source. */
+const isImported = (r: ResultRun) => r.summary.telemetry.source.startsWith('imported');
 
 /** Where and how the run was measured, its errors, and its Export CSV button. */
 function runLine(r: ResultRun): string {
   const s = r.summary;
   const errors = s.errors.map((e) => `<div class="error">${esc(e.where)}: ${esc(e.message)}</div>`).join('');
+  const method = s.points[0]?.energy.method ?? 'none';
+  // Another tool's results (src/core/import/): no sampling or idle baseline of ours, energy only where its file had it.
+  const energy = method === 'none' ? 'no energy in the file' : `energy from the tool's ${esc(method)}`;
+  const sampling = `sampling ${fmt(s.telemetry.achieved_interval_s)} s · idle ${fmt(s.idle_baseline?.total_w)} W`;
+  const measured = isImported(r)
+    ? ` · ${esc(s.telemetry.source)} · ${energy}`
+    : ` · energy from the ${esc(method)} · ${sampling}`;
   return (
-    `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${slurm(r)}` +
-    ` · energy from the ${esc(s.points[0]?.energy.method ?? 'none')}` +
-    ` · sampling ${fmt(s.telemetry.achieved_interval_s)} s` +
-    ` · idle ${fmt(s.idle_baseline?.total_w)} W
+    `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${slurm(r)}${measured}
         ${r.error ? `<div class="error">${esc(r.error)}</div>` : ''}${errors}
         <vscode-button secondary data-csv="${esc(r.runId)}" style="margin-left: 8px">Export CSV</vscode-button></div>`
   );

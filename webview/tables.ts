@@ -47,6 +47,33 @@ const SUMMARY: Column<PointOf>[] = [
 
 export const summaryRows = (r: ResultRun, run?: string) => table(SUMMARY, pointsOf(r), run);
 
+const ms = (s: number | null | undefined) => (s === null || s === undefined ? '–' : fmt(s * 1000));
+/** One objective's cell: the percentile's value against the limit (ms), and the share meeting it. */
+const objective = (metric: 'ttft' | 'itl' | 'tpot' | 'e2e') => ({ p }: PointOf) => {
+  const o = p.slo?.per_objective[metric];
+  return o ? `${ms(o.value_s)} / ${ms(o.limit_s)} · ${fmt(o.attainment * 100)}%${o.met ? '' : ' ✗'}` : '–';
+};
+
+const SLO: Column<PointOf>[] = [
+  ['point', label],
+  ['SLO', ({ p }) => (p.slo!.met ? 'met' : 'missed')],
+  ['percentile', ({ p }) => `p${p.slo!.objectives.percentile}`],
+  ['good / requests', ({ p }) => `${p.slo!.good_requests} / ${p.slo!.requests}`],
+  ['attainment %', ({ p }) => fmt(p.slo!.attainment * 100)],
+  ['goodput req/s', ({ p }) => fmt(p.slo!.goodput_requests_per_s)],
+  ['goodput tok/s', ({ p }) => fmt(p.slo!.goodput_output_tokens_per_s)],
+  ['J/SLO-token', ({ p }) => fmt(p.slo!.j_per_slo_token)],
+  ['J/SLO-request', ({ p }) => fmt(p.slo!.j_per_slo_request)],
+  ['TTFT ms', objective('ttft')],
+  ['ITL ms', objective('itl')],
+  ['TPOT ms', objective('tpot')],
+  ['e2e ms', objective('e2e')],
+];
+
+/** Points judged against an SLO: attainment, goodput and energy per SLO-meeting token. */
+export const sloRows = (r: ResultRun, run?: string) =>
+  table(SLO, pointsOf(r).filter(({ p }) => p.slo), run);
+
 const prediction = ({ r, p }: PointOf) => r.predictions[p.point];
 /** The predicted J/token's error against the measured, in %. */
 function predictionError(row: PointOf): string {

@@ -14,6 +14,7 @@ Subcommands:
   sim-server   a simulated OpenAI-compatible LLM server driving simulated GPUs (for demos and tests)
   sim-truth    ground-truth energy of the simulated GPUs over a time window (for tests)
   list-runs    one JSON line per run directory under --root
+  hf-configs   the models in this host's Hugging Face cache, with their config.json, as one JSON line
 """
 
 import argparse
@@ -40,6 +41,7 @@ if __name__ == "__main__" and not __package__:
 
 from .caps import restore_leftover_caps
 from .events import EventWriter
+from .hfcache import cmd_hf_configs, write_run_hf_configs
 from .job import TELEMETRY_SOURCES, JobError, load_job, parse_sim_profile
 from .processes import stop_leftover_server
 from .run import AgentRun, hello_fields
@@ -126,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"v": PROTOCOL_VERSION, "seq": 0, "t": time.time(), "type": "error", "where": "run_dir",
                           "message": message, "fatal": True}))
         return 2
+    write_run_hf_configs(run_dir)
     if args.detach:
         return detach_and_run(job_path, run_dir, args.sim_dir)
     # Attached to a terminal or an SSH channel: a hang-up cancels like SIGTERM, so limits are restored.
@@ -323,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("list-runs", help="one JSON line per run directory under --root")
     runs.add_argument("--root", required=True)
     runs.set_defaults(handler=cmd_list_runs)
+
+    hf = sub.add_parser("hf-configs", help="the models in this host's Hugging Face cache, with their config.json")
+    hf.add_argument("--cache-dir", help="the hub cache (default $HF_HUB_CACHE, else $HF_HOME/hub, "
+                    "else ~/.cache/huggingface/hub)")
+    hf.set_defaults(handler=cmd_hf_configs)
     return parser
 
 

@@ -142,7 +142,7 @@ class DatasetConfig:
 
 @dataclass
 class WorkloadConfig:
-    kind: str  # http | command
+    kind: str  # http | command | tool
     dataset: Optional[DatasetConfig]
     num_prompts: int
     max_tokens: int
@@ -154,6 +154,9 @@ class WorkloadConfig:
     time_limit_s: Optional[float]
     seed: int
     command: Optional[str]
+    top_p: Optional[float] = None  # nucleus sampling; sent only when the job sets it
+    tool: Optional[str] = None  # kind == tool: vllm-bench | guidellm | aiperf
+    tool_args: List[str] = field(default_factory=list)  # the tool's own arguments, after those the agent sets
 
 
 @dataclass
@@ -174,6 +177,14 @@ class ServerConfig:
     model: str
     ready_timeout_s: float
     env: Dict[str, str]
+    # merged into every request body (an engine preset, e.g. {"ignore_eos": true} for vLLM); None: the
+    # workload's ignore_eos decides
+    request_fields: Optional[Dict[str, Any]] = None
+    # the engine preset's readiness paths, tried in order ("/health": from the server's root; "models":
+    # relative to base_url); None: base_url/models, then /health
+    probe_paths: Optional[List[str]] = None
+    metrics_url: Optional[str] = None  # the engine's Prometheus metrics, scraped into `engine` events
+    metrics: Dict[str, List[str]] = field(default_factory=dict)  # normalised name -> engine metric names
 
 
 @dataclass
@@ -237,7 +248,7 @@ def _parse_dataset(fields: _Fields, job_dir: str) -> DatasetConfig:
 
 
 def _parse_workload(fields: _Fields, job_dir: str) -> WorkloadConfig:
-    kind = fields.string("kind", "http", choices=("http", "command"))
+    kind = fields.string("kind", "http", choices=("http", "command", "tool"))
     time_limit = fields.number("time_limit_s", None, above=0)
     seed = fields.integer("seed", 0)
     if kind == "command":
@@ -245,6 +256,13 @@ def _parse_workload(fields: _Fields, job_dir: str) -> WorkloadConfig:
         if not command.strip():
             raise fields.error("command", "is empty")
         return WorkloadConfig("command", None, 0, 0, None, None, 0, 0.0, False, time_limit, seed, command)
+    if kind == "tool":
+        tool = fields.string("tool", choices=("vllm-bench", "guidellm", "aiperf"))
+        args = fields.data.get("tool_args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise fields.error("tool_args", "must be a list of strings")
+        return WorkloadConfig("tool", None, 0, 0, None, None, 0, 0.0, False, time_limit, seed, None,
+                              tool=tool, tool_args=list(args))
     dataset_fields = fields.section("dataset")
     if dataset_fields is None:
         raise fields.error("dataset", "required field is missing (an http workload needs prompts)")
@@ -265,6 +283,7 @@ def _parse_workload(fields: _Fields, job_dir: str) -> WorkloadConfig:
         time_limit_s=time_limit,
         seed=seed,
         command=None,
+        top_p=fields.number("top_p", None, above=0, maximum=1),
     )
 
 
@@ -286,6 +305,24 @@ def _parse_server(fields: Optional[_Fields]) -> Optional[ServerConfig]:
     env = fields.raw("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, (str, int, float)) for v in env.values()):
         raise fields.error("env", "expected an object of NAME: value strings")
+    request_fields = fields.raw("request_fields", None)
+    if request_fields is not None and not isinstance(request_fields, dict):
+        raise fields.error("request_fields", "expected an object of request body fields, got %s"
+                           % _describe_value(request_fields))
+    probe_paths = fields.array("probe_paths", None)
+    if probe_paths is not None and (not probe_paths or not all(isinstance(p, str) and p for p in probe_paths)):
+        raise fields.error("probe_paths", "expected a list of paths such as [\"/health\", \"models\"]")
+    metrics_url = fields.string("metrics_url", None)
+    if metrics_url is not None:
+        parts = urllib.parse.urlsplit(metrics_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise fields.error("metrics_url", "expected an http(s) URL such as http://127.0.0.1:8000/metrics, got %s"
+                               % _describe_value(metrics_url))
+    metrics = fields.raw("metrics", {})
+    if not isinstance(metrics, dict) or not all(
+            isinstance(names, list) and names and all(isinstance(n, str) for n in names) for names in metrics.values()):
+        raise fields.error("metrics", "expected an object of name: [engine metric names], e.g. "
+                                      "{\"running\": [\"vllm:num_requests_running\"]}")
     return ServerConfig(
         sim=sim,
         command=command,
@@ -294,6 +331,10 @@ def _parse_server(fields: Optional[_Fields]) -> Optional[ServerConfig]:
         model=fields.string("model", "sim-model" if sim else _MISSING),
         ready_timeout_s=fields.number("ready_timeout_s", 600.0, above=0),
         env={str(k): str(v) for k, v in env.items()},
+        request_fields=request_fields,
+        probe_paths=probe_paths,
+        metrics_url=metrics_url,
+        metrics={str(k): list(v) for k, v in metrics.items()},
     )
 
 
@@ -345,9 +386,9 @@ def parse_job(data: Any, path: str) -> Job:
         if workload_fields is None:
             raise p.error("workload", "required field is missing")
         workload = _parse_workload(workload_fields, os.path.dirname(path))
-        if workload.kind == "http" and server is None:
-            raise p.error("workload.kind", "an http workload needs a server: set server.base_url, server.command "
-                                           "or server.sim")
+        if workload.kind in ("http", "tool") and server is None:
+            raise p.error("workload.kind", "an %s workload needs a server: set server.base_url, server.command "
+                                           "or server.sim" % workload.kind)
         points.append(PointConfig(
             id=point_id,
             label=p.string("label", point_id),

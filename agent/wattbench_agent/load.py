@@ -11,10 +11,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
-from . import client
 from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TIMEOUT_S,  # noqa: F401 (re-exported)
                      Endpoint, Feeder, StreamProtocol, Tracker, describe_request_error, parse_retry_after,
-                     stream_request)
+                     stream_request, stream_request_async)
 from .job import PointConfig
 from .prompts import RequestSpec
 from .sse import one_line
@@ -340,7 +339,7 @@ class LoadRunner:
 
     async def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
         # looked up on the module each time, so a test can stand in for it
-        result = await client.stream_request_async(self.endpoint, spec, self.workload, self._feeder, self._inflight)
+        result = await stream_request_async(self.endpoint, spec, self.workload, self._feeder, self._inflight)
         connection_lost = result.pop("connection_lost")
         retry_after = result.pop("retry_after_s")
         if result["http_status"] is None:

@@ -16,12 +16,16 @@ from typing import Any, Dict, List, Optional, Tuple
 from .caps import CapKeeper, CapRestoreError, restore_leftover_caps
 from .events import EventWriter
 from .job import Job, JobError, PointConfig, load_job
-from .load import Endpoint, LoadRunner, PointCounts
+from .client import Endpoint
+from .load import LoadRunner, PointCounts
+from .metrics import Scraper
 from .processes import SERVER_LOG_TAIL_LINES, SERVER_TOKEN_ENV, LogTail, ManagedProcess
 from .prompts import build_request_specs
+from .readiness import probe_paths
 from .sampler import Sampler
 from .telemetry.base import Telemetry, TelemetryError, TelemetryUnavailable
 from .telemetry.open import open_telemetry
+from .tools import run_tool_point
 from .util import (DiagLog, boot_id, now, default_sim_dir, describe_exit, free_loopback_port, process_start_ticks,
                    tail_lines, write_json_atomic, write_json_in_place)
 from .version import AGENT_FILE, AGENT_VERSION
@@ -92,6 +96,7 @@ class AgentRun:
         self.server_log = os.path.join(run_dir, "server.log")
         self.log_tail = None  # type: Optional[LogTail]
         self.endpoint = None  # type: Optional[Endpoint]
+        self.engine_scraper = None  # type: Optional[Scraper]
         self.current_point = None  # type: Optional[str]
         self.workload_process = None  # type: Optional[ManagedProcess]
         self.hurry = threading.Event()  # told to stop twice: KILL the server and workload without a grace
@@ -270,6 +275,11 @@ class AgentRun:
             except Exception:
                 caps_restored = False
                 self.diag.write(traceback.format_exc())
+        if self.engine_scraper is not None:
+            try:
+                self.engine_scraper.stop()  # before the server goes: its last scrapes would only fail
+            except Exception:
+                self.diag.write(traceback.format_exc())
         for process, phase in ((self.workload_process, None), (self.server, "server_stop")):
             if process is None or (phase is None and process.exit_code() is not None):
                 continue  # a workload that ended by itself was dealt with by its point
@@ -402,23 +412,24 @@ class AgentRun:
             command = [sys.executable, AGENT_FILE, "sim-server", "--port", str(port), "--profile", profile_path,
                        "--sim-dir", self._sim_dir(), "--model", config.model,
                        "--seed", str(self.job.sim["noise"]["seed"])]
-            self.endpoint = Endpoint("http://127.0.0.1:%d/v1" % port, config.api, config.model)
+            self.endpoint = Endpoint("http://127.0.0.1:%d/v1" % port, config.api, config.model, config.request_fields)
             shell = False
             description = "simulated server (sim-server) on 127.0.0.1:%d" % port
         elif config.command:
             command = config.command
-            self.endpoint = Endpoint(config.base_url, config.api, config.model)
+            self.endpoint = Endpoint(config.base_url, config.api, config.model, config.request_fields)
             shell = True
             description = config.command
         else:
             # A server that is already running: it must answer now.
-            self.endpoint = Endpoint(config.base_url, config.api, config.model)
-            ready, error = self.endpoint.probe()
+            self.endpoint = Endpoint(config.base_url, config.api, config.model, config.request_fields)
+            ready, error = self._probe()
             if not ready:
                 raise FatalError("server", "no server answers at %s (%s); start it, or set server.command so "
                                            "the agent starts it" % (config.base_url, error))
             self.events.emit("log", level="info", msg="using the server already running at %s" % config.base_url,
                              source="agent")
+            self._start_engine_metrics()
             return
         self._phase("server_start")
         log_file = open(self.server_log, "ab")
@@ -438,6 +449,22 @@ class AgentRun:
         self._wait_ready(config.ready_timeout_s)
         self.log_tail.mark_ready()
         self._phase("server_ready")
+        self._start_engine_metrics()
+
+    def _probe(self) -> Tuple[bool, str]:
+        """(ready, what went wrong): the job's probe_paths (the engine preset's), else the endpoint's own."""
+        paths = self.job.server.probe_paths if self.job.server is not None else None
+        if not paths or self.job.server.sim:
+            return self.endpoint.probe()
+        return probe_paths(self.endpoint.base_url, paths)
+
+    def _start_engine_metrics(self) -> None:
+        config = self.job.server
+        if config is None or not config.metrics_url or not config.metrics:
+            return
+        self.engine_scraper = Scraper(config.metrics_url, config.metrics, self.job.telemetry.interval_s,
+                                      self.events.emit, lambda: self.current_point, config.model)
+        self.engine_scraper.start()
 
     def _server_output(self) -> str:
         return "\n".join(tail_lines(self.server_log, SERVER_LOG_TAIL_LINES))
@@ -451,7 +478,7 @@ class AgentRun:
             if code is not None:
                 raise FatalError("server", "the server %s before it became ready" % describe_exit(code),
                                  detail=self._server_output())
-            ready, error = self.endpoint.probe()
+            ready, error = self._probe()
             if ready:
                 return
             remaining = deadline - time.monotonic()
@@ -479,7 +506,7 @@ class AgentRun:
         with self._probe_lock:
             if self.server_dead() or time.monotonic() - self._last_probe < 1.0:
                 return
-            ready, error = self.endpoint.probe()
+            ready, error = self._probe()
             self._last_probe = time.monotonic()
             if ready:
                 return
@@ -530,6 +557,8 @@ class AgentRun:
                 status = "error"
             elif point.workload.kind == "http":
                 status = self._run_http_point(point, repeat, counts)
+            elif point.workload.kind == "tool":
+                status = run_tool_point(self, point, repeat, counts)
             else:
                 status = self._run_command_point(point, repeat, counts)
         except Cancelled:
@@ -603,7 +632,9 @@ class AgentRun:
         self._phase("cooldown", point, repeat)
         return self._outcome(stop, point)
 
-    def _run_command_point(self, point: PointConfig, repeat: int, counts: PointCounts) -> str:
+    def _run_command_point(self, point: PointConfig, repeat: int, counts: PointCounts,
+                           command: Optional[str] = None) -> str:
+        """Run the workload's command (or `command`, a tool's command line) as the point's load."""
         workload = point.workload
         env = dict(os.environ)
         if self.job.server is not None:
@@ -616,7 +647,7 @@ class AgentRun:
         self._phase("measure", point, repeat)
         log_file = open(log_path, "ab")
         try:
-            process = ManagedProcess(workload.command, True, env, stdout=subprocess.PIPE, stderr=log_file,
+            process = ManagedProcess(command or workload.command, True, env, stdout=subprocess.PIPE, stderr=log_file,
                                      cwd=self.job.dir)
             self.workload_process = process  # the clean-up stops it, whichever way the run ends
         except OSError as e:

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { calibrateDetailed, type Measurement } from '../core/estimate/calibrate';
-import { mlEnergyMeasurements, parseMlEnergyCsv } from '../core/estimate/published';
+import type { ModelShape } from '../core/estimate/catalog';
+import { mlEnergyMeasurements, parseCsv, parseMlEnergyCsv } from '../core/estimate/published';
 import { measurementsFromRuns } from '../core/workspace/calibration';
 import { readMeta } from '../core/store/store';
 import { table } from './format';
@@ -17,13 +18,15 @@ export async function calibrateCommand(argv: string[], io: CliIO): Promise<numbe
   const csv = stringFlag(flags, 'from-csv');
   let measurements: Measurement[];
   if (csv) {
-    const rows = parseMlEnergyCsv(readFileSync(resolve(io.cwd, csv), 'utf8'));
+    const text = readFileSync(resolve(io.cwd, csv), 'utf8');
+    const rows = parseMlEnergyCsv(text);
+    const cells = parseCsv(text);
     const number = (name: string) => {
       const v = stringFlag(flags, name);
       if (v !== undefined && !(Number(v) > 0)) throw new UsageError(`--${name} must be a positive number`);
       return v === undefined ? undefined : Number(v);
     };
-    measurements = mlEnergyMeasurements(rows, { inputTokens: number('input-tokens'), outputTokens: number('output-tokens'), engine: stringFlag(flags, 'engine') ?? 'vllm' }).map((m, i) => ({ ...m, source: m.source ?? `${basename(csv)} row ${i + 2}` }));
+    measurements = mlEnergyMeasurements(rows, { inputTokens: number('input-tokens'), outputTokens: number('output-tokens'), engine: stringFlag(flags, 'engine') ?? 'vllm' }).map((m, i) => ({ ...m, model: typeof m.model === 'string' ? m.model : modelWithCsvColumns(m.model, cells[i] ?? {}, i + 2), source: m.source ?? `${basename(csv)} row ${i + 2}` }));
   } else {
     if (positional.length === 0) throw new UsageError('calibrate needs --from-csv F.csv or one or more run directories');
     const records = positional.map((p) => {
@@ -54,4 +57,25 @@ export async function calibrateCommand(argv: string[], io: CliIO): Promise<numbe
     io.out(`wrote ${out}; use it with \`wattbench estimate FILE --profile ${out}\``);
   }
   return 0;
+}
+
+/** CSV columns that describe a model beyond the dense shape the ML.ENERGY reader keeps (MoE, head width). */
+const MODEL_COLUMNS: [string, 'experts' | 'expertsPerToken' | 'activeParamsB' | 'headDim' | 'vocab'][] = [
+  ['experts', 'experts'],
+  ['experts_per_token', 'expertsPerToken'],
+  ['active_params_b', 'activeParamsB'],
+  ['head_dim', 'headDim'],
+  ['vocab', 'vocab'],
+];
+
+/** A row's model with its MoE and head-width columns applied, so a mixture-of-experts row is not fitted as dense. */
+export function modelWithCsvColumns(model: ModelShape, cells: Record<string, string>, line: number): ModelShape {
+  const out: ModelShape = { ...model };
+  for (const [column, key] of MODEL_COLUMNS) {
+    if (cells[column] === undefined) continue;
+    const v = Number(cells[column]);
+    if (!(v > 0)) throw new UsageError(`CSV row ${line}: ${column} is not a positive number ("${cells[column]}")`);
+    out[key] = v;
+  }
+  return out;
 }

@@ -1,14 +1,18 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { datasetLengthsFrom } from '../core/workspace/datasets';
 import { formatDiagnostic, hasErrors } from '../core/config';
 import { loadConfigFile } from '../core/workspace/configs';
 import { formatDuration, formatEnergy } from '../core/config/units';
 import { estimateConfig } from '../core/estimate/config-estimate';
+import { cliHubCacheDir } from '../core/models/hub-cache';
+import { describeProvenance, resolveShape } from '../core/models/resolve-shape';
 import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';
 import { table } from './format';
 import { type CliIO, parseArgs, stringFlag, UsageError } from './io';
 
-export const estimateUsage = 'wattbench estimate FILE [--profile P.json] [--json]   predict runtime, energy and cost of every point';
+export const estimateUsage =
+  'wattbench estimate FILE [--profile P.json] [--json] [--offline]   predict runtime, energy and cost of every point (--offline: never ask the Hugging Face Hub for a model\'s config.json)';
 
 export function readProfile(path: string | undefined, cwd: string): CalibrationProfile | undefined {
   if (!path) return undefined;
@@ -22,7 +26,7 @@ export function readProfile(path: string | undefined, cwd: string): CalibrationP
 const round = (v: number, digits = 4) => (Number.isFinite(v) ? Number(v.toPrecision(digits)) : null);
 
 export async function estimateCommand(argv: string[], io: CliIO): Promise<number> {
-  const { positional, flags } = parseArgs(argv, ['json']);
+  const { positional, flags } = parseArgs(argv, ['json', 'offline']);
   if (positional.length !== 1) throw new UsageError('estimate needs exactly one config file');
   const loaded = loadConfigFile(resolve(io.cwd, positional[0]));
   if (hasErrors(loaded.diagnostics) || !loaded.config) {
@@ -30,17 +34,30 @@ export async function estimateCommand(argv: string[], io: CliIO): Promise<number
     return 1;
   }
   const profile = readProfile(stringFlag(flags, 'profile'), io.cwd);
-  const estimate = estimateConfig(loaded.config, loaded.points, profile);
+  // The model's shape: the config's keys, the catalog, a local config.json, the HF cache, kept Hub answers, the Hub.
+  const shape = await resolveShape(loaded.config.model, {
+    env: process.env,
+    baseDir: dirname(loaded.path),
+    hubCacheDir: cliHubCacheDir(process.env),
+    fetchHub: !flags.has('offline'),
+  });
+  if (!shape.ok) {
+    io.err(`${positional[0]}: cannot estimate: ${shape.message}`);
+    return 1;
+  }
+  const estimate = estimateConfig(loaded.config, loaded.points, profile, () => shape.shape, datasetLengthsFrom(dirname(loaded.path), resolve));
   if (estimate.error && !estimate.total) {
     io.err(`${positional[0]}: cannot estimate: ${estimate.error}`);
     return 1;
   }
+  const modelFrom = `${describeProvenance(shape.provenance)}${shape.notes.length ? ` (${shape.notes.join('; ')})` : ''}`;
   if (flags.has('json')) {
     io.out(
       JSON.stringify(
         {
           name: loaded.config.name,
           model: estimate.model?.id,
+          model_shape_from: { kind: shape.provenance.kind, where: shape.provenance.where, notes: shape.notes },
           gpu: estimate.gpu?.id,
           assumptions: estimate.assumptions,
           total: estimate.total,
@@ -73,6 +90,7 @@ export async function estimateCommand(argv: string[], io: CliIO): Promise<number
     return estimate.points.some((p) => p.error) ? 1 : 0;
   }
   io.out(`${loaded.config.name}: ${estimate.model?.id} on ${loaded.config.gpus.count}× ${estimate.gpu?.id}`);
+  io.out(`  model ${modelFrom}`);
   for (const a of estimate.assumptions) io.out(`  assumed: ${a}`);
   io.out(
     table(

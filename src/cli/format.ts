@@ -1,4 +1,4 @@
-import type { RunSummary } from '../core/protocol/summary';
+import type { RunSummary, SloSummary } from '../core/protocol/summary';
 import { formatDuration, formatEnergy } from '../core/config/units';
 
 /** A plain-text table; columns padded to their widest cell. */
@@ -33,6 +33,7 @@ export function summaryTable(summary: RunSummary): string {
       `${summary.simulated ? ' · SIMULATED GPUs' : ''}`,
     `total: ${formatDuration(t.duration_s)}, ${t.requests} responses, ${t.output_tokens} output tokens, ${formatEnergy(t.energy.total_j)} (${num(t.j_per_output_token, 3)} J/token measured), $${num(t.cost.usd, 4)}, ${num(t.cost.gco2, 1)} gCO2`,
   ];
+  for (const p of summary.points) if (p.slo) lines.push(sloLine(p.point, p.slo));
   if (summary.caps_restored === false) lines.push('WARNING: the agent could not confirm that power limits were restored');
   const chunkCounted = summary.points.filter((p) => p.tokens_from === 'chunks' || p.tokens_from === 'mixed').map((p) => p.point);
   if (chunkCounted.length)
@@ -42,4 +43,16 @@ export function summaryTable(summary: RunSummary): string {
   for (const e of summary.errors) lines.push(`error (${e.where}${e.point ? `, ${e.point}` : ''}): ${e.message}`);
   for (const p of summary.problems) lines.push(`stream: ${p}`);
   return lines.join('\n');
+}
+
+/** A point against its SLO: met or not, the share of good requests, goodput and J per SLO-meeting token. */
+export function sloLine(point: string, slo: SloSummary): string {
+  const ms = (s: number | null) => (s === null ? '?' : `${Math.round(s * 1000)} ms`);
+  const objectives = Object.entries(slo.per_objective)
+    .map(([metric, r]) => `${metric} p${slo.objectives.percentile} ${ms(r!.value_s)}/${ms(r!.limit_s)} ${(r!.attainment * 100).toFixed(1)}%${r!.met ? '' : ' ✗'}`)
+    .join(', ');
+  return (
+    `slo ${point}: ${slo.met ? 'met' : 'MISSED'} · ${(slo.attainment * 100).toFixed(1)}% of ${slo.requests} requests good · goodput ` +
+    `${num(slo.goodput_requests_per_s, 2)} req/s, ${num(slo.goodput_output_tokens_per_s, 1)} tok/s · ${num(slo.j_per_slo_token, 3)} J/SLO-token (${objectives})`
+  );
 }

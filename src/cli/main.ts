@@ -5,6 +5,8 @@ import { runCommand, runUsage } from './run';
 import { reportCommand, reportUsage } from './report';
 import { estimateCommand, estimateUsage } from './estimate';
 import { calibrateCommand, calibrateUsage } from './calibrate';
+import { importCommand, importUsage } from './import';
+import { recommendCommand, recommendUsage } from './recommend';
 
 type Command = (argv: string[], io: CliIO) => Promise<number>;
 
@@ -15,6 +17,8 @@ const commands: Record<string, { run: Command; usage: string }> = {
   calibrate: { run: calibrateCommand, usage: calibrateUsage },
   run: { run: runCommand, usage: runUsage },
   report: { run: reportCommand, usage: reportUsage },
+  import: { run: importCommand, usage: importUsage },
+  recommend: { run: recommendCommand, usage: recommendUsage },
 };
 
 function usage(): string {

@@ -2,15 +2,18 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { calibrateDetailed } from '../core/estimate/calibrate';
+import { importFiles } from '../core/import';
 import { measurementsFromRuns } from '../core/workspace/calibration';
 import { type CalibrationProfile, parseCalibrationProfile } from '../core/estimate/profile';
 import { estimateMarkdown } from './estimates';
 import type { EstimateService } from './estimates';
 import { configuredHosts, HostItem, type HostsTree, testHostConnection } from './hosts';
+import { type ModelShapes, setHuggingFaceToken } from './models';
 import { newConfigCommand } from './new-config';
 import { exportCsv, LivePanel, ResultPanel } from './panels';
 import type { RunManager } from './run-manager';
 import { RunNode } from './runs-tree';
+import { recommendCommand } from './recommend';
 import { SECTION } from './settings';
 import { isConfigDocument } from './config-files';
 
@@ -21,6 +24,8 @@ export interface CommandContext {
   hostsTree: HostsTree;
   log: vscode.LogOutputChannel;
   secrets: vscode.SecretStorage;
+  /** Where model shapes are found; Test Host Connection records the host's Hugging Face cache in it. */
+  shapes?: ModelShapes;
 }
 
 export function calibrationPath(): string | undefined {
@@ -129,6 +134,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const doc = await vscode.workspace.openTextDocument({ content: md.value, language: 'markdown' });
       await vscode.commands.executeCommand('markdown.showPreview', doc.uri).then(undefined, () => vscode.window.showTextDocument(doc));
     }),
+    command('wattbench.recommend', async (uri?: vscode.Uri) => {
+      const target = uri instanceof vscode.Uri ? uri : await pickConfig();
+      if (target) await recommendCommand(target, ctx.estimates, manager);
+    }),
     command('wattbench.openLiveView', async (arg?: unknown) => {
       const id = runIdOf(arg) ?? (await pickRun(ctx, 'Open the live view of which run?', true)) ?? (await pickRun(ctx, 'Open the live view of which run?', false));
       if (id) LivePanel.show(id, manager, extensionUri);
@@ -176,6 +185,26 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       if (active) LivePanel.show(active.id, manager, extensionUri);
     }),
     command('wattbench.refreshRuns', () => manager.notifyChanged()),
+    command('wattbench.importResults', async () => {
+      const store = manager.store;
+      if (!store) return void vscode.window.showErrorMessage('Wattbench: open a workspace folder to import results into.');
+      const picked = await vscode.window.showOpenDialog({
+        title: 'Import results of vLLM bench serve, GuideLLM, AIPerf, inference-perf or ML.ENERGY',
+        canSelectMany: true,
+        filters: { 'Benchmark results': ['json', 'jsonl', 'csv'] },
+        openLabel: 'Import',
+      });
+      if (!picked?.length) return;
+      let saved;
+      try {
+        saved = importFiles(store.root, picked.map((u) => u.fsPath));
+      } catch (error) {
+        return void vscode.window.showErrorMessage(`Wattbench: nothing imported. ${(error as Error).message}`);
+      }
+      manager.notifyChanged();
+      const open = await vscode.window.showInformationMessage(`Wattbench: imported ${saved.map((s) => s.meta.config_name).join(', ')}.`, 'Open');
+      if (open) await ResultPanel.show(saved.map((s) => s.id), store, extensionUri, calibrationLoo(ctx.estimates.calibration));
+    }),
     command('wattbench.addHost', async () => {
       const host = await vscode.window.showInputBox({
         title: 'Add a GPU host',
@@ -189,12 +218,16 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       ctx.hostsTree.refresh();
       void vscode.commands.executeCommand('wattbench.testHost', host.trim());
     }),
+    command('wattbench.setHuggingFaceToken', async () => {
+      if (await setHuggingFaceToken(ctx.secrets)) ctx.estimates.shapesChanged();
+    }),
     command('wattbench.testHost', async (arg?: unknown) => {
       const host = arg instanceof HostItem ? arg.host : typeof arg === 'string' ? arg : (await vscode.window.showQuickPick(configuredHosts(), { title: 'Test which host?' }));
       if (!host) return;
       try {
-        const found = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Wattbench: connecting to ${host}` }, () => testHostConnection(host, extensionUri, ctx.log, ctx.secrets));
+        const found = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Wattbench: connecting to ${host}` }, () => testHostConnection(host, extensionUri, ctx.log, ctx.secrets, ctx.shapes?.hostCaches));
         ctx.hostsTree.setDetail(host, found);
+        ctx.estimates.shapesChanged();
         void vscode.window.showInformationMessage(`Wattbench: ${host}: ${found}`);
       } catch (error) {
         ctx.hostsTree.setDetail(host, 'unreachable');

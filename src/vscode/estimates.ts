@@ -1,21 +1,82 @@
+import { dirname, resolve } from 'node:path';
+import { datasetLengthsFrom } from '../core/workspace/datasets';
 import * as vscode from 'vscode';
 import type { LoadedConfig } from '../core/config';
+import type { ModelSpec } from '../core/config/model';
+import { lookupModel, type ModelShape } from '../core/estimate/catalog';
+import { describeProvenance, type ShapeResolution } from '../core/models/resolve-shape';
 import { formatDuration, formatEnergy, formatJoulesPerToken, formatPower, formatUsd } from '../core/config/units';
-import { estimateConfig, type ConfigEstimate, type PointEstimate } from '../core/estimate/config-estimate';
+import { estimateConfig, modelFromSpec, type ConfigEstimate, type PointEstimate } from '../core/estimate/config-estimate';
 import type { CalibrationProfile } from '../core/estimate/profile';
 import { SWEEPABLE_KEYS } from '../core/config/schema';
 import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './config-files';
 import { DisposableBag } from './disposable';
 
+/** Finds a model's shape beyond the catalog (src/core/models/): a local config.json, the caches, the Hub. */
+export type ShapeResolver = (spec: ModelSpec, baseDir: string | undefined) => Promise<ShapeResolution>;
+
+const RETRY_MISS_MS = 60_000;
+
+interface EstimateEntry {
+  version: number;
+  profileVersion: number;
+  shapesVersion: number;
+  estimate?: ConfigEstimate;
+  loaded: LoadedConfig;
+  /** Where the model's shape came from, for the hover. */
+  provenance?: string;
+}
+
 /** Estimates per document version, shared by CodeLens, inlay hints and hovers. */
 export class EstimateService implements vscode.Disposable {
-  private readonly cache = new Map<string, { version: number; profileVersion: number; estimate?: ConfigEstimate; loaded: LoadedConfig }>();
+  private readonly cache = new Map<string, EstimateEntry>();
   private profile?: CalibrationProfile;
   private profileVersion = 0;
+  /** Shapes found (or not) by the resolver, per model spec and config folder; a promise while resolving. */
+  private readonly shapes = new Map<string, { result: ShapeResolution; at: number } | Promise<void>>();
+  private shapesVersion = 0;
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChange = this.changed.event;
 
-  constructor(private readonly configs: ConfigCache) {}
+  constructor(
+    private readonly configs: ConfigCache,
+    private readonly resolver?: ShapeResolver,
+  ) {}
+
+  /** Something a failed resolution depends on changed (a host's cache read, a token, a setting): try again. */
+  shapesChanged(): void {
+    for (const [key, value] of this.shapes) if (!(value instanceof Promise) && !value.result.ok) this.shapes.delete(key);
+    this.shapesVersion++;
+    this.changed.fire();
+  }
+
+  /** The shape for `spec`, resolved already; or starts resolving it (once) and says so. Never blocks. */
+  private shapeFor(spec: ModelSpec, baseDir: string | undefined): { shape?: ModelShape; provenance?: string; pending?: string; error?: string } {
+    const direct = modelFromSpec(spec);
+    if (direct.ok)
+      return { provenance: describeProvenance(lookupModel(spec.id).ok ? { kind: 'catalog', where: 'src/core/estimate/data/models.json' } : { kind: 'config', where: 'model.params_b, layers, hidden, heads' }) };
+    if (!this.resolver) return {};
+    const key = JSON.stringify([spec, baseDir ?? null]);
+    let known = this.shapes.get(key);
+    // A miss (offline, a timeout, a model not yet downloaded) is asked again after a while, on the next look.
+    if (known && !(known instanceof Promise) && !known.result.ok && Date.now() - known.at > RETRY_MISS_MS) known = undefined;
+    if (known === undefined) {
+      const resolving = this.resolver(spec, baseDir)
+        .catch((error: Error): ShapeResolution => ({ ok: false, message: `resolving ${spec.id} failed: ${error.message}`, looked: [] }))
+        .then((result) => {
+          this.shapes.set(key, { result, at: Date.now() });
+          this.shapesVersion++;
+          this.changed.fire();
+        });
+      this.shapes.set(key, resolving);
+      return { pending: `resolving ${spec.id}…` };
+    }
+    if (known instanceof Promise) return { pending: `resolving ${spec.id}…` };
+    const { result } = known;
+    if (!result.ok) return { error: result.message };
+    const notes = result.notes.length ? ` (${result.notes.join('; ')})` : '';
+    return { shape: result.shape, provenance: `${describeProvenance(result.provenance)}${notes}` };
+  }
 
   setProfile(profile: CalibrationProfile | undefined): void {
     this.profile = profile;
@@ -27,13 +88,23 @@ export class EstimateService implements vscode.Disposable {
     return this.profile;
   }
 
-  get(document: vscode.TextDocument): { loaded: LoadedConfig; estimate?: ConfigEstimate } {
+  get(document: vscode.TextDocument): { loaded: LoadedConfig; estimate?: ConfigEstimate; provenance?: string } {
     const key = document.uri.toString();
     const hit = this.cache.get(key);
-    if (hit && hit.version === document.version && hit.profileVersion === this.profileVersion) return hit;
+    if (hit && hit.version === document.version && hit.profileVersion === this.profileVersion && hit.shapesVersion === this.shapesVersion) return hit;
     const loaded = this.configs.get(document);
-    const estimate = loaded.config ? estimateConfig(loaded.config, loaded.points, this.profile) : undefined;
-    const entry = { version: document.version, profileVersion: this.profileVersion, estimate, loaded };
+    let estimate: ConfigEstimate | undefined;
+    let provenance: string | undefined;
+    if (loaded.config) {
+      const baseDir = document.uri.scheme === 'file' ? dirname(document.uri.fsPath) : undefined;
+      const found = this.shapeFor(loaded.config.model, baseDir);
+      provenance = found.provenance;
+      const datasets = baseDir === undefined ? undefined : datasetLengthsFrom(baseDir, resolve);
+      estimate = estimateConfig(loaded.config, loaded.points, this.profile, found.shape && (() => found.shape), datasets);
+      // Until the shape is found, say that it is being looked for rather than that the model is unknown.
+      if (!estimate.total && (found.pending || found.error)) estimate = { ...estimate, error: found.pending ?? found.error };
+    }
+    const entry: EstimateEntry = { version: document.version, profileVersion: this.profileVersion, shapesVersion: this.shapesVersion, estimate, loaded, provenance };
     this.cache.set(key, entry);
     return entry;
   }
@@ -60,7 +131,8 @@ export class EstimateService implements vscode.Disposable {
 }
 
 export function estimateTitle(estimate: ConfigEstimate): string {
-  if (!estimate.total) return `estimate unavailable: ${estimate.error ?? 'unknown'}`;
+  // A not-found message lists every place looked, one per line: the lens shows its first line, the hover all of it.
+  if (!estimate.total) return `estimate unavailable: ${(estimate.error ?? 'unknown').split('\n')[0]}`;
   const t = estimate.total;
   return `≈ ${formatDuration(t.runtime_s)} · ${formatEnergy(t.energy_j)} · ${formatJoulesPerToken(t.j_per_output_token)} · ${formatUsd(t.usd)} (${t.basis})`;
 }
@@ -72,9 +144,10 @@ function pointLine(p: PointEstimate): string {
 }
 
 /** The breakdown shown on hover: per point, with the model behind it and what it assumed. */
-export function estimateMarkdown(estimate: ConfigEstimate, points: PointEstimate[], heading: string): vscode.MarkdownString {
+export function estimateMarkdown(estimate: ConfigEstimate, points: PointEstimate[], heading: string, provenance?: string): vscode.MarkdownString {
   const md = new vscode.MarkdownString(undefined, true);
   md.appendMarkdown(`**Wattbench estimate — ${heading}**\n\n`);
+  if (!estimate.total && estimate.error) md.appendCodeblock(estimate.error, 'text');
   if (estimate.total && points.length === estimate.points.length) {
     const t = estimate.total;
     md.appendMarkdown(
@@ -93,6 +166,7 @@ export function estimateMarkdown(estimate: ConfigEstimate, points: PointEstimate
     );
     md.appendMarkdown(`Basis: **${first.basis}** — ${first.basisDetail}\n\n`);
   }
+  if (provenance) md.appendMarkdown(`Model ${provenance}\n\n`);
   for (const a of estimate.assumptions) md.appendMarkdown(`- assumed: ${a}\n`);
   md.appendMarkdown('\nIdealized runtime: HELM\'s T(p, o) = α(p) + β·(o − 1) at batch 1 on uniform hardware; cost = T × $/GPU-hour × GPUs.');
   return md;
@@ -130,6 +204,8 @@ export class EstimateCodeLens implements vscode.CodeLensProvider {
         }),
       );
       lenses.push(new EstimateLens(range, document.uri));
+      if (loaded.config.slo || loaded.points.some((p) => p.slo))
+        lenses.push(new vscode.CodeLens(range, { title: '$(target) Recommend', tooltip: 'The point with the lowest J/token or $/Mtoken that meets the SLO, predicted and measured', command: 'wattbench.recommend', arguments: [document.uri] }));
     } else {
       lenses.push(new vscode.CodeLens(range, { title: '$(error) Fix the errors to run and estimate', command: 'workbench.actions.view.problems' }));
     }
@@ -171,7 +247,7 @@ export class SweepInlayHints implements vscode.InlayHintsProvider {
 
   provideInlayHints(document: vscode.TextDocument, range: vscode.Range): vscode.InlayHint[] {
     if (!isConfigDocument(document)) return [];
-    const { loaded, estimate } = this.estimates.get(document);
+    const { loaded, estimate, provenance } = this.estimates.get(document);
     if (!estimate?.total || !loaded.input?.sweep) return [];
     const hints: vscode.InlayHint[] = [];
     for (const key of SWEEPABLE_KEYS) {
@@ -188,7 +264,7 @@ export class SweepInlayHints implements vscode.InlayHintsProvider {
         const label = hi / lo < 1.05 ? `≈ ${formatJoulesPerToken((lo + hi) / 2)}` : `≈ ${lo.toPrecision(2)}–${formatJoulesPerToken(hi)}`;
         const hint = new vscode.InlayHint(position, label, vscode.InlayHintKind.Parameter);
         hint.paddingLeft = true;
-        hint.tooltip = estimateMarkdown(estimate, matching, `${key} = ${JSON.stringify(values[i])}`);
+        hint.tooltip = estimateMarkdown(estimate, matching, `${key} = ${JSON.stringify(values[i])}`, provenance);
         hints.push(hint);
       });
     }
@@ -202,10 +278,10 @@ export class EstimateHover implements vscode.HoverProvider {
 
   provideHover(document: vscode.TextDocument, position: vscode.Position): vscode.Hover | undefined {
     if (!isConfigDocument(document)) return undefined;
-    const { loaded, estimate } = this.estimates.get(document);
+    const { loaded, estimate, provenance } = this.estimates.get(document);
     if (!estimate || !loaded.config) return undefined;
     const nameRange = toRange(loaded.source.rangeOf(['name'], 'key'));
-    if (nameRange.start.line === position.line) return new vscode.Hover(estimateMarkdown(estimate, estimate.points, loaded.config.name));
+    if (nameRange.start.line === position.line) return new vscode.Hover(estimateMarkdown(estimate, estimate.points, loaded.config.name, provenance));
     for (const key of SWEEPABLE_KEYS) {
       const values = loaded.input?.sweep?.[key] as unknown[] | undefined;
       if (!values) continue;
@@ -213,7 +289,7 @@ export class EstimateHover implements vscode.HoverProvider {
       const i = ranges.findIndex((r) => r.contains(position));
       if (i === -1) continue;
       const matching = estimate.points.filter((p) => JSON.stringify(p.params[key]) === JSON.stringify(values[i]));
-      return new vscode.Hover(estimateMarkdown(estimate, matching, `${key} = ${JSON.stringify(values[i])}`), ranges[i]);
+      return new vscode.Hover(estimateMarkdown(estimate, matching, `${key} = ${JSON.stringify(values[i])}`, provenance), ranges[i]);
     }
     return undefined;
   }

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { type HostCacheStore, readHostCache } from '../core/models/host-cache';
 import { findAgentSource } from '../core/run/agent-path';
 import { installAgent } from '../core/run/remote';
 import { shq } from '../core/transport/shell';
@@ -76,19 +77,39 @@ export class HostsTree implements vscode.TreeDataProvider<HostItem> {
   }
 }
 
-/** Connects, installs the agent, and lists the GPUs it finds (or says why it cannot). */
-export async function testHostConnection(host: string, extensionUri: vscode.Uri, log: vscode.LogOutputChannel, secrets: vscode.SecretStorage): Promise<string> {
+/**
+ * Connects, installs the agent, and lists the GPUs it finds (or says why it cannot). With `hostCaches`, also reads
+ * which models the host's Hugging Face cache holds and records them, for estimates of those models.
+ */
+export async function testHostConnection(
+  host: string,
+  extensionUri: vscode.Uri,
+  log: vscode.LogOutputChannel,
+  secrets: vscode.SecretStorage,
+  hostCaches?: HostCacheStore,
+): Promise<string> {
   const transport = openTransport(host, { logger: log, ...sshPrompts(secrets) });
   try {
     const agent = await installAgent(transport, findAgentSource(vscode.Uri.joinPath(extensionUri, 'dist').fsPath));
     const result = await transport.exec(`python3 ${shq(agent.path)} probe --source auto`);
     const line = result.stdout.trim().split('\n').pop() ?? '';
     const event = JSON.parse(line) as { type: string; gpus?: { name: string }[]; message?: string; driver?: string };
+    let models = '';
+    if (hostCaches) {
+      // The model list is extra: a host whose cache cannot be read still tests fine.
+      try {
+        const recorded = hostCaches.record(host, await readHostCache(transport, agent.path));
+        models = `; ${recorded.models.length} model${recorded.models.length === 1 ? '' : 's'} in its Hugging Face cache`;
+        log.info(`${host}: Hugging Face cache ${recorded.cache_dir}: ${recorded.models.map((m) => m.id).join(', ') || 'empty'}`);
+      } catch (error) {
+        log.warn(`${host}: could not read its Hugging Face cache: ${(error as Error).message}`);
+      }
+    }
     if (event.type === 'hello' && event.gpus) {
       const names = event.gpus.map((g) => g.name);
-      return `${names.length} GPU${names.length === 1 ? '' : 's'}: ${[...new Set(names)].join(', ')} (driver ${event.driver ?? '?'}, Python ${agent.python})`;
+      return `${names.length} GPU${names.length === 1 ? '' : 's'}: ${[...new Set(names)].join(', ')} (driver ${event.driver ?? '?'}, Python ${agent.python})${models}`;
     }
-    return `reachable, Python ${agent.python}, but no GPU telemetry: ${event.message ?? line}`;
+    return `reachable, Python ${agent.python}, but no GPU telemetry: ${event.message ?? line}${models}`;
   } finally {
     transport.close();
   }

@@ -39,12 +39,14 @@ export class RunNode extends vscode.TreeItem {
     this.id = meta.run_id;
     this.contextValue = live ? 'wattbench.run.live' : 'wattbench.run';
     const [icon, color] = STATUS_ICON[status] ?? ['circle-outline'];
-    this.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
+    // Another tool's results (`wattbench import`): meta.json says where they came from.
+    const source = (meta as RunMeta & { source?: string }).source;
+    this.iconPath = source ? new vscode.ThemeIcon('cloud-download') : new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
     this.description = summary?.total.output_tokens
-      ? `${meta.target} · ${fmt(summary.total.j_per_output_token)} J/token · ${fmt(summary.total.output_tokens / Math.max(1e-9, summary.points.reduce((s, p) => s + p.window.duration_s, 0)))} tok/s`
+      ? `${source && meta.target !== 'imported' ? 'imported · ' : ''}${meta.target} · ${fmt(summary.total.j_per_output_token)} J/token · ${fmt(summary.total.output_tokens / Math.max(1e-9, summary.points.reduce((s, p) => s + p.window.duration_s, 0)))} tok/s`
       : `${meta.target} · ${status}`;
     this.tooltip = new vscode.MarkdownString(
-      `**${meta.config_name}** on ${meta.target} — ${status}${meta.simulated || summary?.simulated ? ' (SIMULATED GPUs)' : ''}\n\n${meta.run_id}${meta.slurm ? `\n\nSlurm job ${meta.slurm.job_id} ${meta.slurm.state ?? ''}${meta.slurm.queue_wait_s !== undefined ? `, queued ${Math.round(meta.slurm.queue_wait_s)} s` : ''}` : ''}${meta.error ? `\n\n${meta.error}` : ''}${meta.notes.length ? `\n\n${meta.notes.map((n) => `- ${n}`).join('\n')}` : ''}`,
+      `**${meta.config_name}** on ${meta.target} — ${status}${meta.simulated || summary?.simulated ? ' (SIMULATED GPUs)' : ''}${source ? ` — ${source}` : ''}\n\n${meta.run_id}${meta.slurm ? `\n\nSlurm job ${meta.slurm.job_id} ${meta.slurm.state ?? ''}${meta.slurm.queue_wait_s !== undefined ? `, queued ${Math.round(meta.slurm.queue_wait_s)} s` : ''}` : ''}${meta.error ? `\n\n${meta.error}` : ''}${meta.notes.length ? `\n\n${meta.notes.map((n) => `- ${n}`).join('\n')}` : ''}`,
     );
     this.command = { command: live ? 'wattbench.openLiveView' : 'wattbench.openResult', title: 'Open', arguments: [meta.run_id] };
   }

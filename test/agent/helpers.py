@@ -56,6 +56,7 @@ REQUIRED_FIELDS = {
     "log": ("level", "msg", "source"),
     "error": ("where", "message", "fatal"),
     "done": ("status", "caps_restored"),
+    "engine": ("values",),
 }
 PHASES = {"baseline", "server_start", "server_ready", "cap", "warmup", "measure", "cooldown", "restore",
           "server_stop"}

@@ -195,7 +195,7 @@ class ModuleStructureTest(unittest.TestCase):
                 tree = modules[target][0]
                 defined = set()
                 for node in tree.body:
-                    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                         defined.add(node.name)
                     elif isinstance(node, ast.Assign):
                         defined.update(t.id for t in node.targets if isinstance(t, ast.Name))

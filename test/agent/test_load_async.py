@@ -19,7 +19,8 @@ from .test_load_streams import (DONE, SSE_CHUNKED, SSE_UNTIL_CLOSE, FakeAgent, L
 
 from wattbench_agent import client
 from wattbench_agent.job import JobError, PointConfig, parse_job
-from wattbench_agent.load import Endpoint, LoadRunner, PointCounts
+from wattbench_agent.client import Endpoint
+from wattbench_agent.load import LoadRunner, PointCounts
 from wattbench_agent.prompts import RequestSpec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

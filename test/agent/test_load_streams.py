@@ -15,7 +15,8 @@ from .helpers import AgentTestCase, http_point, max_overlap  # noqa: F401  (help
 
 from wattbench_agent import client, load
 from wattbench_agent.job import PointConfig, WorkloadConfig
-from wattbench_agent.load import Endpoint, LoadRunner, PointCounts, stream_request
+from wattbench_agent.client import Endpoint, stream_request
+from wattbench_agent.load import LoadRunner, PointCounts
 from wattbench_agent.prompts import RequestSpec
 
 
@@ -389,14 +390,14 @@ class WorkerFailureTest(LoadTestCase):
     sender that dies all the same is reported and replaced: the concurrency never drops silently."""
 
     def patch_stream_request(self, fail: Callable[[RequestSpec], None]) -> None:
-        original = client.stream_request_async
+        original = load.stream_request_async
 
         async def patched(endpoint, spec, workload, feeder, tracker=None):
             fail(spec)
             return await original(endpoint, spec, workload, feeder, tracker)
 
-        client.stream_request_async = patched
-        self.addCleanup(setattr, client, "stream_request_async", original)
+        load.stream_request_async = patched
+        self.addCleanup(setattr, load, "stream_request_async", original)
 
     def test_a_request_that_raises_is_a_failed_request_and_the_sender_goes_on(self):
         def fail(spec):

@@ -6,7 +6,7 @@ import sys
 
 from .helpers import AGENT, SIM_PROFILE_PATH, AgentTestCase, find_free_port, http_point
 
-from wattbench_agent.load import Endpoint
+from wattbench_agent.client import Endpoint
 from wattbench_agent.util import group_alive
 
 

@@ -14,7 +14,7 @@ from .replay_server import ReplayServer, Transcript, all_transcripts, load_trans
 
 from wattbench_agent import load
 from wattbench_agent.job import WorkloadConfig
-from wattbench_agent.load import Endpoint
+from wattbench_agent.client import Endpoint
 from wattbench_agent.prompts import RequestSpec
 from wattbench_agent.sse import StreamParser
 

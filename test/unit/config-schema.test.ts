@@ -24,19 +24,22 @@ const propertiesOf = (node: Props) => Object.keys(node.properties).sort();
 // the test then checks the JSON Schema has exactly the same keys. Together: types and schema agree.
 const configKeys: Record<keyof ConfigInput, true> = {
   $schema: true, name: true, description: true, target: true, server: true, model: true, gpus: true,
-  workload: true, sweep: true, telemetry: true, repeats: true, cost: true,
+  workload: true, sweep: true, telemetry: true, repeats: true, cost: true, slo: true,
 };
 const workloadKeys: Record<keyof WorkloadInput, true> = {
   dataset: true, format: true, input_tokens: true, output_tokens: true, num_prompts: true, max_tokens: true,
   concurrency: true, request_rate: true, warmup: true, temperature: true, top_p: true, ignore_eos: true,
-  time_limit: true, command: true, seed: true,
+  time_limit: true, command: true, tool: true, tool_args: true, seed: true,
 };
 const serverKeys: Record<keyof NonNullable<ConfigInput['server']>, true> = {
   sim: true, command: true, base_url: true, api: true, served_model: true, engine: true, ready_timeout: true, env: true,
 };
 const modelKeys: Record<keyof ConfigInput['model'], true> = {
   id: true, params_b: true, layers: true, hidden: true, heads: true, kv_heads: true, intermediate: true, vocab: true,
-  dtype: true, experts: true, experts_per_token: true, active_params_b: true,
+  dtype: true, experts: true, experts_per_token: true, active_params_b: true, config: true, head_dim: true,
+  kv_lora_rank: true, q_lora_rank: true, qk_rope_head_dim: true, qk_nope_head_dim: true, v_head_dim: true,
+  shared_experts: true, moe_intermediate: true, dense_layers: true, sliding_window: true, sliding_layers: true,
+  tied_embeddings: true,
 };
 const slurmKeys: Record<keyof SlurmTargetInput, true> = {
   login: true, partition: true, nodes: true, gpus_per_node: true, time_limit: true, account: true,
@@ -44,7 +47,7 @@ const slurmKeys: Record<keyof SlurmTargetInput, true> = {
 };
 const sweepPointKeys: Record<keyof SweepPointInput, true> = {
   concurrency: true, request_rate: true, max_tokens: true, num_prompts: true, input_tokens: true, output_tokens: true,
-  temperature: true, dataset: true, power_cap_w: true, gpu_count: true,
+  temperature: true, dataset: true, power_cap_w: true, gpu_count: true, slo: true,
 };
 
 describe('schema and types', () => {
@@ -65,7 +68,8 @@ describe('schema and types', () => {
 
   it('every sweepable key can be listed in a sweep, and nothing else besides points', () => {
     assert.deepEqual(propertiesOf(schemaFile.properties.sweep), [...SWEEPABLE_KEYS, 'points'].sort());
-    assert.deepEqual([...SWEEPABLE_KEYS].sort(), Object.keys(sweepPointKeys).sort());
+    // An explicit point also takes its own `slo`: what it is judged by, not a value to sweep.
+    assert.deepEqual([...SWEEPABLE_KEYS, 'slo'].sort(), Object.keys(sweepPointKeys).sort());
   });
 
   it('forbids unknown keys everywhere, so misspellings are caught by editors too', () => {

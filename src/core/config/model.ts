@@ -11,6 +11,9 @@ export interface LengthDist {
 
 export type Dataset = { kind: 'synthetic' } | { kind: 'file'; path: string; format: 'auto' | 'alpaca' | 'gsm8k' | 'sharegpt' | 'prompts' };
 
+/** A benchmark tool the agent can drive as the workload. */
+export type WorkloadTool = 'vllm-bench' | 'guidellm' | 'aiperf';
+
 export interface ResolvedWorkload {
   dataset: Dataset;
   inputTokens: LengthDist;
@@ -25,6 +28,9 @@ export interface ResolvedWorkload {
   ignoreEos: boolean;
   timeLimitS?: number;
   command?: string;
+  /** Run this benchmark tool as the workload (its own load and timings) instead of HTTP load or `command`. */
+  tool?: WorkloadTool;
+  toolArgs: string[];
   seed: number;
 }
 
@@ -52,9 +58,18 @@ export interface ResolvedServer {
   baseUrl: string;
   api: 'completions' | 'chat';
   servedModel: string;
+  /** An engine preset's name (`src/core/config/engines.ts`): what calibration is keyed on. */
   engine: string;
   readyTimeoutS: number;
   env: Record<string, string>;
+  /** The preset's effect, for the job: fields merged into every request (null: the workload's ignore_eos as is). */
+  requestFields: Record<string, unknown> | null;
+  /** Readiness paths tried in order (`/x` from the server's root, `x` under base_url); null: the agent's default. */
+  probePaths: string[] | null;
+  /** The engine's Prometheus metrics, scraped into `engine` events; null: none. */
+  metricsUrl: string | null;
+  /** Normalised name (running, waiting, kv_cache_usage, preemptions_total) → the engine's metric names. */
+  metrics: Record<string, string[]>;
 }
 
 export interface ModelSpec {
@@ -70,6 +85,20 @@ export interface ModelSpec {
   experts?: number;
   expertsPerToken?: number;
   activeParamsB?: number;
+  /** A local config.json or model directory, as written (relative to the config file). */
+  config?: string;
+  headDim?: number;
+  kvLoraRank?: number;
+  qLoraRank?: number;
+  qkRopeHeadDim?: number;
+  qkNopeHeadDim?: number;
+  vHeadDim?: number;
+  sharedExperts?: number;
+  moeIntermediate?: number;
+  denseLayers?: number;
+  slidingWindow?: number;
+  slidingLayers?: number;
+  tiedEmbeddings?: boolean;
 }
 
 export interface CostSettings {
@@ -78,6 +107,17 @@ export interface CostSettings {
   pue: number;
   usdPerGpuHour: number;
 }
+
+/** Latency objectives per request, in seconds; `percentile`: the share (%) of requests that must meet each. */
+export interface SloObjectives {
+  ttftS?: number;
+  itlS?: number;
+  tpotS?: number;
+  e2eS?: number;
+  percentile: number;
+}
+
+export const DEFAULT_SLO_PERCENTILE = 99;
 
 export interface TelemetrySettings {
   source: 'auto' | 'nvml' | 'nvidia-smi' | 'amd-smi' | 'sim';
@@ -96,6 +136,8 @@ export interface ResolvedConfig {
   telemetry: TelemetrySettings;
   repeats: number;
   cost: CostSettings;
+  /** The config's `slo`; each point's own (`sweep.points[].slo`) is on the point. */
+  slo?: SloObjectives;
 }
 
 export type PointParams = Partial<Record<SweepKey, unknown>>;
@@ -109,6 +151,8 @@ export interface ResolvedPoint {
   workload: ResolvedWorkload;
   gpuCount: number;
   powerCapW?: number;
+  /** The config's `slo` with the point's own objectives over it. */
+  slo?: SloObjectives;
 }
 
 /**

@@ -1,8 +1,9 @@
 /** Turns a schema-valid config into a ResolvedConfig and reports what the schema cannot express. */
 import type { ConfigDiagnostic } from './diagnostics';
-import type { CostSettings, LengthDist, ModelSpec, ResolvedConfig, ResolvedTarget, ResolvedWorkload } from './model';
-import { DEFAULT_COST } from './model';
-import type { ConfigInput, LengthInput, TargetInput, WorkloadInput } from './schema';
+import { ENGINE_NAMES, ENGINE_PRESETS, guessEngine, lookupEngine, missesV1, planEngine } from './engines';
+import type { CostSettings, LengthDist, ModelSpec, ResolvedConfig, ResolvedTarget, ResolvedWorkload, SloObjectives } from './model';
+import { DEFAULT_COST, DEFAULT_SLO_PERCENTILE } from './model';
+import type { ConfigInput, LengthInput, SloInput, TargetInput, WorkloadInput } from './schema';
 import type { ConfigPath, ParsedSource } from './source';
 import { parseDuration, parsePower } from './units';
 
@@ -62,7 +63,20 @@ export function resolveWorkload(w: WorkloadInput = {}): ResolvedWorkload {
     ignoreEos: w.ignore_eos ?? true,
     timeLimitS: w.time_limit === undefined ? undefined : parseDuration(w.time_limit),
     command: w.command,
+    tool: w.tool,
+    toolArgs: w.tool_args ?? [],
     seed: w.seed ?? 1,
+  };
+}
+
+/** The objectives of `input` over those of `base` (a sweep point's own over the config's). */
+export function resolveSlo(input: SloInput | undefined, base?: SloObjectives): SloObjectives | undefined {
+  if (!input) return base;
+  const seconds = (v: number | string | undefined) => (v === undefined ? undefined : parseDuration(v));
+  return {
+    ...base,
+    ...definedOnly({ ttftS: seconds(input.ttft), itlS: seconds(input.itl), tpotS: seconds(input.tpot), e2eS: seconds(input.e2e) }),
+    percentile: input.percentile ?? base?.percentile ?? DEFAULT_SLO_PERCENTILE,
   };
 }
 
@@ -80,12 +94,25 @@ function resolveModel(m: ConfigInput['model']): ModelSpec {
     experts: m.experts,
     expertsPerToken: m.experts_per_token,
     activeParamsB: m.active_params_b,
+    config: m.config,
+    headDim: m.head_dim,
+    kvLoraRank: m.kv_lora_rank,
+    qLoraRank: m.q_lora_rank,
+    qkRopeHeadDim: m.qk_rope_head_dim,
+    qkNopeHeadDim: m.qk_nope_head_dim,
+    vHeadDim: m.v_head_dim,
+    sharedExperts: m.shared_experts,
+    moeIntermediate: m.moe_intermediate,
+    denseLayers: m.dense_layers,
+    slidingWindow: m.sliding_window,
+    slidingLayers: m.sliding_layers,
+    tiedEmbeddings: m.tied_embeddings,
   };
 }
 
 export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config: ResolvedConfig; diagnostics: ConfigDiagnostic[] } {
   const diagnostics: ConfigDiagnostic[] = [];
-  const warn = (path: ConfigPath, code: string, message: string, severity: 'error' | 'warning' = 'warning') =>
+  const warn = (path: ConfigPath, code: string, message: string, severity: 'error' | 'warning' | 'info' = 'warning') =>
     diagnostics.push({ severity, code, message, path: [...path], range: ctx.source.rangeOf(path, 'key') });
 
   const server = input.server ?? {};
@@ -94,6 +121,10 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
 
   if (!input.server && !workload.command)
     warn(['model'], 'no-server', 'No `server` given: add `server: { sim: true }` for the simulated server, `server.command` to launch one, or `server.base_url` for one already running.', 'error');
+  if (workload.tool && workload.command)
+    warn(['workload', 'tool'], 'tool-and-command', 'Set either `workload.tool` or `workload.command`, not both.', 'error');
+  if (workload.toolArgs.length && !workload.tool)
+    warn(['workload', 'tool_args'], 'tool-args-without-tool', '`workload.tool_args` is only used with `workload.tool`.');
   if (server.sim && server.command)
     warn(['server', 'command'], 'sim-and-command', '`server.sim: true` starts the built-in simulated server; remove `server.command` or set `sim: false`.', 'error');
   if (input.workload?.concurrency !== undefined && input.workload?.request_rate !== undefined)
@@ -122,6 +153,8 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
   if (server.sim && telemetrySource !== 'sim')
     warn(['telemetry', 'source'], 'sim-needs-sim-telemetry', 'The simulated server has no real GPU behind it: use `telemetry.source: sim` (or remove the key).', 'error');
 
+  const engine = resolveEngine(server, workload.ignoreEos, warn);
+
   const cost: CostSettings = {
     ...DEFAULT_COST,
     ...ctx.costDefaults,
@@ -143,9 +176,13 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
       baseUrl: server.base_url ?? DEFAULT_BASE_URL,
       api: server.api ?? 'completions',
       servedModel: server.served_model ?? input.model.id,
-      engine: server.engine ?? (server.sim ? 'sim' : guessEngine(server.command)),
+      engine: engine.engine,
       readyTimeoutS: server.ready_timeout === undefined ? 600 : parseDuration(server.ready_timeout)!,
       env: server.env ?? {},
+      requestFields: engine.requestFields,
+      probePaths: engine.probePaths,
+      metricsUrl: engine.metricsUrl,
+      metrics: engine.metrics as Record<string, string[]>,
     },
     model: resolveModel(input.model),
     gpus: {
@@ -162,17 +199,33 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
     },
     repeats: input.repeats ?? 1,
     cost,
+    ...(input.slo && { slo: resolveSlo(input.slo) }),
   };
   if (config.telemetry.intervalS < 0.01)
     warn(['telemetry', 'interval'], 'interval-too-short', 'Sampling faster than every 10 ms costs more than it measures; use 100ms (the default) or more.');
   return { config, diagnostics };
 }
 
-function guessEngine(command: string | undefined): string {
-  if (!command) return 'unknown';
-  const known = ['vllm', 'sglang', 'text-generation-launcher', 'llama-server', 'ollama', 'trtllm'];
-  const hit = known.find((k) => command.includes(k));
-  return hit === 'text-generation-launcher' ? 'tgi' : hit === 'llama-server' ? 'llama.cpp' : hit ?? 'unknown';
+type Warn = (path: ConfigPath, code: string, message: string, severity?: 'error' | 'warning' | 'info') => void;
+
+/** The engine preset (named, else guessed) and what it puts into the job; its problems as diagnostics. */
+function resolveEngine(server: NonNullable<ConfigInput['server']>, ignoreEos: boolean, warn: Warn) {
+  const baseUrl = server.base_url ?? DEFAULT_BASE_URL;
+  let preset = server.sim ? ENGINE_PRESETS.sim : ENGINE_PRESETS[guessEngine(server.command, server.base_url)];
+  if (server.engine !== undefined) {
+    const named = lookupEngine(server.engine);
+    if (named) preset = named;
+    else {
+      preset = ENGINE_PRESETS.generic;
+      warn(['server', 'engine'], 'unknown-engine', `Unknown engine "${server.engine}": treated as a generic OpenAI-compatible server (no readiness path, metrics or length fields of its own). Known engines: ${ENGINE_NAMES.filter((n) => n !== 'sim').join(', ')}.`, 'info');
+    }
+  }
+  const plan = planEngine(preset, { baseUrl, command: server.command, sim: server.sim ?? false }, ignoreEos);
+  const at = server.engine !== undefined ? ['server', 'engine'] : server.command !== undefined ? ['server', 'command'] : ['server'];
+  for (const note of plan.notes) warn(at, note.code, note.message, note.severity);
+  if (!server.sim && server.base_url !== undefined && missesV1(preset, server.base_url))
+    warn(['server', 'base_url'], 'base-url-no-v1', `${preset.label} serves the OpenAI API under /v1: \`${server.base_url}\` would send requests to its native routes (${server.base_url.replace(/\/+$/, '')}/completions). Use \`${server.base_url.replace(/\/+$/, '')}/v1\`.`);
+  return plan;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

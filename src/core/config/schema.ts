@@ -20,6 +20,10 @@ export const Duration = Type.Union(
   { errorMessage: 'Expected a duration such as 30s, 10m, 1h or 100ms (a bare number means seconds).', 'x-unit': 'duration' },
 );
 
+/** A Duration with a description of its own (the hover text of the key). */
+const DurationOf = (description: string) =>
+  Type.Union([...Duration.anyOf], { errorMessage: Duration.errorMessage as string, 'x-unit': 'duration', description });
+
 export const Power = Type.Union(
   [
     Type.Number({ exclusiveMinimum: 0, description: 'Watts.' }),
@@ -106,7 +110,13 @@ export const Server = Type.Object(
       Type.Union([Type.Literal('completions'), Type.Literal('chat')], { description: 'Endpoint: /completions or /chat/completions.' }),
     ),
     served_model: Type.Optional(Type.String({ description: 'Model name sent in requests (default: model.id).' })),
-    engine: Type.Optional(Type.String({ description: 'Engine label used to key calibration (vllm, sglang, tgi, llama.cpp, ...).' })),
+    engine: Type.Optional(
+      Type.String({
+        description:
+          'Engine preset: vllm, sglang, tgi, llama.cpp, ollama, trtllm, lmdeploy, openai or generic (default: guessed from `command`). ' +
+          'Sets the readiness probe, the engine metrics scraped beside power, the request fields that make it generate exactly max_tokens, and keys calibration.',
+      }),
+    ),
     ready_timeout: Type.Optional(Duration),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment variables for the server.' })),
   },
@@ -129,6 +139,19 @@ export const Model = Type.Object(
     experts: Type.Optional(PositiveInt('Mixture-of-experts: number of experts.')),
     experts_per_token: Type.Optional(PositiveInt('Mixture-of-experts: experts active per token.')),
     active_params_b: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Mixture-of-experts: active parameters, in billions.' })),
+    config: Type.Optional(Type.String({ minLength: 1, description: "A local Hugging Face config.json, or a model directory holding one (relative to this config): the model's shape is read from it." })),
+    head_dim: Type.Optional(PositiveInt('Attention head width, where it is not hidden / heads (Qwen3, Gemma 3, Mistral-Nemo).')),
+    kv_lora_rank: Type.Optional(PositiveInt('Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): width of the compressed KV latent the cache holds.')),
+    q_lora_rank: Type.Optional(PositiveInt('Multi-head latent attention: width of the low-rank query projection.')),
+    qk_rope_head_dim: Type.Optional(PositiveInt('Multi-head latent attention: rotary part of each query/key head (cached beside the latent).')),
+    qk_nope_head_dim: Type.Optional(PositiveInt('Multi-head latent attention: non-rotary part of each query/key head.')),
+    v_head_dim: Type.Optional(PositiveInt('Multi-head latent attention: value head width.')),
+    shared_experts: Type.Optional(Type.Integer({ minimum: 0, description: 'Mixture-of-experts: always-active shared experts per MoE layer.' })),
+    moe_intermediate: Type.Optional(PositiveInt('Mixture-of-experts: MLP width of one expert.')),
+    dense_layers: Type.Optional(Type.Integer({ minimum: 0, description: 'Mixture-of-experts: layers with a dense MLP instead of experts (DeepSeek first_k_dense_replace).' })),
+    sliding_window: Type.Optional(PositiveInt('Sliding-window attention: tokens a windowed layer attends to.')),
+    sliding_layers: Type.Optional(Type.Integer({ minimum: 0, description: 'Sliding-window attention: how many layers are windowed (default all, when sliding_window is given).' })),
+    tied_embeddings: Type.Optional(Type.Boolean({ description: 'The output head shares the input embedding matrix (tie_word_embeddings).' })),
   },
   { additionalProperties: false },
 );
@@ -170,6 +193,14 @@ export const Workload = Type.Object(
     ignore_eos: Type.Optional(Type.Boolean({ description: 'Generate exactly max_tokens / output_tokens (default true).' })),
     time_limit: Type.Optional(Duration),
     command: Type.Optional(Type.String({ minLength: 1, description: 'Run this command as the workload instead of HTTP load.' })),
+    tool: Type.Optional(
+      Type.Union([Type.Literal('vllm-bench'), Type.Literal('guidellm'), Type.Literal('aiperf')], {
+        description: 'Run this benchmark tool against the server as the workload; its per-request timings become the run\'s requests.',
+      }),
+    ),
+    tool_args: Type.Optional(
+      Type.Array(Type.String(), { description: 'The tool\'s own CLI arguments, after those Wattbench sets (target, model, output).' }),
+    ),
     seed: Type.Optional(Type.Integer({ description: 'Seed for synthetic prompts and arrivals.' })),
   },
   { additionalProperties: false },
@@ -193,7 +224,22 @@ export const SWEEPABLE_KEYS = Object.keys(sweepValues) as SweepKey[];
 const listOf = <T extends TSchema>(key: string, item: T) =>
   Type.Optional(Type.Array(item, { minItems: 1, description: `Values of ${key} to sweep.` }));
 
-export const SweepPoint = Type.Partial(Type.Object(sweepValues, { additionalProperties: false }), {
+/**
+ * Service-level objectives: a request is good when it meets every one given (vLLM's `bench serve
+ * --goodput`); a point meets the SLO when `percentile`% of its measured requests meet each objective.
+ */
+export const Slo = Type.Object(
+  {
+    ttft: Type.Optional(DurationOf('Time to first token each request must meet, e.g. 500ms.')),
+    itl: Type.Optional(DurationOf('Mean inter-token latency of each request, e.g. 50ms.')),
+    tpot: Type.Optional(DurationOf("Time per output token of each request after the first: (e2e − TTFT) / (output tokens − 1), vLLM's TPOT.")),
+    e2e: Type.Optional(DurationOf('End-to-end latency of each request, e.g. 20s.')),
+    percentile: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'The SLO is met when this share (%) of measured requests meets each objective (default 99).' })),
+  },
+  { additionalProperties: false, minProperties: 1, description: 'Latency objectives per request: attainment, goodput and energy per SLO-meeting token are reported against them.' },
+);
+
+export const SweepPoint = Type.Partial(Type.Object({ ...sweepValues, slo: Slo }, { additionalProperties: false }), {
   additionalProperties: false,
   minProperties: 1,
   description: 'One explicit point: values for sweepable fields.',
@@ -253,6 +299,7 @@ export const ConfigSchema = Type.Object(
     telemetry: Type.Optional(Telemetry),
     repeats: Type.Optional(PositiveInt('Repeat each point this many times (the denoised runtime uses the minimum).')),
     cost: Type.Optional(Cost),
+    slo: Type.Optional(Slo),
   },
   {
     $id: 'https://wattbench.dev/schemas/wattbench.schema.json',
@@ -267,6 +314,7 @@ export type SlurmTargetInput = Static<typeof SlurmTarget>;
 export type WorkloadInput = Static<typeof Workload>;
 export type LengthInput = Static<typeof LengthDistribution>;
 export type SweepPointInput = Static<typeof SweepPoint>;
+export type SloInput = Static<typeof Slo>;
 
 /** The JSON Schema document written to schemas/wattbench.schema.json. */
 export function jsonSchemaDocument(): object {

@@ -1,8 +1,8 @@
 /** Sweep expansion: lists give a Cartesian product (in file order), explicit points are crossed with it. */
 import type { ConfigDiagnostic } from './diagnostics';
 import type { PointParams, ResolvedConfig, ResolvedPoint, ResolvedWorkload } from './model';
-import { resolveLength } from './resolve';
-import { SWEEPABLE_KEYS, type ConfigInput, type LengthInput, type SweepKey } from './schema';
+import { resolveLength, resolveSlo } from './resolve';
+import { SWEEPABLE_KEYS, type ConfigInput, type LengthInput, type SloInput, type SweepKey } from './schema';
 import type { ParsedSource } from './source';
 import { parsePower } from './units';
 
@@ -20,9 +20,12 @@ export function expandSweep(
   if (count > maxPoints) return { points: [], diagnostics: [], count };
   let combos: PointParams[] = [{}];
   for (const [key, values] of dimensions) combos = combos.flatMap((combo) => values.map((value) => ({ ...combo, [key]: value })));
+  // A point's `slo` is what it is judged by, not a parameter: it stays out of the id, the label and params.
+  let slos: (SloInput | undefined)[] = [];
   if (sweep?.points) {
-    const explicit = sweep.points as PointParams[];
-    combos = explicit.flatMap((point) => combos.map((combo) => ({ ...combo, ...point })));
+    const explicit = sweep.points.map(({ slo, ...params }) => ({ slo, params: params as PointParams }));
+    slos = explicit.flatMap((point) => combos.map(() => point.slo));
+    combos = explicit.flatMap((point) => combos.map((combo) => ({ ...combo, ...point.params })));
   }
 
   const diagnostics: ConfigDiagnostic[] = [];
@@ -50,9 +53,14 @@ export function expandSweep(
       workload: applyToWorkload(config.workload, params),
       gpuCount: (params.gpu_count as number | undefined) ?? config.gpus.count,
       powerCapW: params.power_cap_w !== undefined ? parsePower(params.power_cap_w as number | string) : config.gpus.powerCapW,
+      ...slo(resolveSlo(slos[index], config.slo)),
     };
   });
   return { points, diagnostics, count };
+}
+
+function slo(objectives: ReturnType<typeof resolveSlo>): { slo?: NonNullable<ReturnType<typeof resolveSlo>> } {
+  return objectives ? { slo: objectives } : {};
 }
 
 function applyToWorkload(base: ResolvedWorkload, params: PointParams): ResolvedWorkload {

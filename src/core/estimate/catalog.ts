@@ -21,15 +21,38 @@ export interface ModelShape {
   headDim?: number;
   /** Short display name, e.g. "Llama-3.1-8B". */
   name?: string;
+  /** Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): the cache holds kvLoraRank + qkRopeHeadDim per layer. */
+  mla?: { kvLoraRank: number; qkRopeHeadDim: number; qkNopeHeadDim: number; vHeadDim: number; qLoraRank?: number };
+  /**
+   * MoE detail beyond experts/expertsPerToken: always-on shared experts, expert MLP width, dense layers (and
+   * their FFN width), and the shared experts' total width where it is not sharedExperts × expertIntermediate
+   * (Qwen2-MoE and Qwen3-Next have one shared expert of its own width).
+   */
+  moe?: { sharedExperts: number; expertIntermediate: number; denseLayers: number; denseIntermediate?: number; sharedExpertIntermediate?: number };
+  /** Layers whose attention sees only the last `window` tokens (Gemma 3, Mistral, gpt-oss alternate layers). */
+  slidingWindow?: { window: number; layers: number };
+  /** Layers with no growing KV cache (linear attention or state-space layers of hybrid models). */
+  stateLayers?: number;
+  /** Recurrent state each sequence keeps across those layers (Mamba-2 SSM and conv state), read and written every step. */
+  stateBytesPerSeq?: number;
+  tiedEmbeddings?: boolean;
+  /** How the checkpoint is quantised when dtype alone does not say (fp8 block scales, AWQ, GPTQ, MXFP4). */
+  quantization?: string;
 }
+
+export type GpuVendor = 'nvidia' | 'amd';
 
 export interface GpuSpec {
   id: string;
   name: string;
-  /** Dense bf16 (fp16 on V100) tensor FLOP/s. */
+  /** Dense bf16 (fp16 on V100 and T4) tensor FLOP/s. */
   flopsBf16: number;
   /** Dense fp8 tensor FLOP/s, null where the GPU has no fp8. */
   flopsFp8: number | null;
+  /** Dense int8 tensor OP/s, null where the GPU has no int8 tensor cores (V100). */
+  flopsInt8?: number | null;
+  /** Dense fp4 tensor FLOP/s (Blackwell), null where the GPU has no fp4. */
+  flopsFp4?: number | null;
   memoryGB: number;
   memoryBWGBs: number;
   /** Total bidirectional GPU-to-GPU bandwidth per GPU, as datasheets quote it. */
@@ -41,6 +64,18 @@ export interface GpuSpec {
   source: string;
   interconnect?: string;
   aliases?: string[];
+  vendor?: GpuVendor;
+  /** Architecture name, e.g. "Hopper", "CDNA 3". */
+  arch?: string;
+  /** CUDA compute capability, e.g. "9.0" (NVIDIA only). */
+  computeCapability?: string;
+  /** The product names the driver reports (nvmlDeviceGetName, rocm-smi/amd-smi), exactly. */
+  deviceNames?: string[];
+  /** The model tokens of a driver-reported name ("h100"; "rtx", "6000", "ada"), for names not in deviceNames. */
+  family?: string[];
+  formFactor?: string;
+  /** Built from what a driver reported, not from a datasheet: `source` says what was derived from what. */
+  estimated?: boolean;
 }
 
 export type Lookup<T> =
@@ -63,11 +98,23 @@ interface ModelRecord {
   experts: number | null;
   experts_per_token: number | null;
   active_params_b: number | null;
+  mla?: { kv_lora_rank: number; qk_rope_head_dim: number; qk_nope_head_dim: number; v_head_dim: number; q_lora_rank?: number };
+  moe?: { shared_experts: number; expert_intermediate: number; dense_layers: number; dense_intermediate?: number };
+  sliding_window?: { window: number; layers: number };
+  state_layers?: number;
+  state_bytes_per_seq?: number;
+  tied_embeddings?: boolean;
   source: string;
 }
 
-const GPUS: readonly GpuSpec[] = gpuData.gpus.map((g) => ({ ...g, aliases: [...g.aliases] }));
-const MODEL_RECORDS: readonly ModelRecord[] = modelData.models as ModelRecord[];
+const GPUS: readonly GpuSpec[] = gpuData.gpus.map((g) => ({
+  ...g,
+  vendor: g.vendor as GpuVendor,
+  aliases: [...g.aliases],
+  deviceNames: [...g.deviceNames],
+  family: [...g.family],
+}));
+const MODEL_RECORDS: readonly ModelRecord[] = modelData.models as unknown as ModelRecord[];
 const MODELS: readonly ModelShape[] = MODEL_RECORDS.map(modelFromRecord);
 
 function modelFromRecord(r: ModelRecord): ModelShape {
@@ -88,6 +135,19 @@ function modelFromRecord(r: ModelRecord): ModelShape {
   if (r.experts != null) m.experts = r.experts;
   if (r.experts_per_token != null) m.expertsPerToken = r.experts_per_token;
   if (r.active_params_b != null) m.activeParamsB = r.active_params_b;
+  if (r.mla) {
+    const { kv_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim, q_lora_rank } = r.mla;
+    m.mla = { kvLoraRank: kv_lora_rank, qkRopeHeadDim: qk_rope_head_dim, qkNopeHeadDim: qk_nope_head_dim, vHeadDim: v_head_dim };
+    if (q_lora_rank !== undefined) m.mla.qLoraRank = q_lora_rank;
+  }
+  if (r.moe) {
+    m.moe = { sharedExperts: r.moe.shared_experts, expertIntermediate: r.moe.expert_intermediate, denseLayers: r.moe.dense_layers };
+    if (r.moe.dense_intermediate !== undefined) m.moe.denseIntermediate = r.moe.dense_intermediate;
+  }
+  if (r.sliding_window) m.slidingWindow = { ...r.sliding_window };
+  if (r.state_layers !== undefined) m.stateLayers = r.state_layers;
+  if (r.state_bytes_per_seq !== undefined) m.stateBytesPerSeq = r.state_bytes_per_seq;
+  if (r.tied_embeddings !== undefined) m.tiedEmbeddings = r.tied_embeddings;
   return m;
 }
 
@@ -135,14 +195,27 @@ const DTYPE_SUFFIXES: [RegExp, Dtype][] = [
   [/[-_ .]fp16$/i, 'fp16'],
 ];
 
+/** Name suffixes of tuned variants that keep the base model's shape ("…-Instruct-2507", "…-Thinking", "…-it"). */
+const VARIANT_SUFFIX = /[-_ .](instruct|thinking|chat|it|base|hf|\d{4})$/i;
+
 export function lookupModel(query: string): Lookup<ModelShape> {
   const found = lookup(MODEL_INDEX, query, 'model', (m) => ({ ...m }));
   if (found.ok) return found;
   // A quantised checkpoint of a catalog model: the catalog shape in that dtype.
-  for (const [suffix, dtype] of DTYPE_SUFFIXES) {
-    if (!suffix.test(query)) continue;
-    const base = lookup(MODEL_INDEX, query.replace(suffix, ''), 'model', (m) => ({ ...m }));
-    if (base.ok) return { ok: true, value: withDtype(base.value, dtype) };
+  let name = query;
+  let dtype: Dtype | undefined;
+  for (const [suffix, d] of DTYPE_SUFFIXES) {
+    if (!suffix.test(name)) continue;
+    name = name.replace(suffix, '');
+    dtype = d;
+    break;
+  }
+  // A tuned variant: strip one suffix at a time until a catalog name matches.
+  for (let i = 0; i < 4; i++) {
+    const base = lookup(MODEL_INDEX, name, 'model', (m) => ({ ...m }));
+    if (base.ok) return { ok: true, value: dtype ? withDtype(base.value, dtype) : base.value };
+    if (!VARIANT_SUFFIX.test(name)) break;
+    name = name.replace(VARIANT_SUFFIX, '');
   }
   return found;
 }

@@ -27,16 +27,50 @@ export function modelFromSpec(spec: ModelSpec): Lookup<ModelShape> {
     ...(spec.expertsPerToken !== undefined && { expertsPerToken: spec.expertsPerToken }),
     ...(spec.activeParamsB !== undefined && { activeParamsB: spec.activeParamsB }),
   };
-  if (found.ok) return { ok: true, value: { ...found.value, ...given } };
+  if (found.ok) return { ok: true, value: { ...found.value, ...given, ...givenDetail(spec, found.value) } };
   const { paramsB, layers, hidden, heads } = given;
   if (paramsB !== undefined && layers !== undefined && hidden !== undefined && heads !== undefined)
-    return { ok: true, value: { id: spec.id, kvHeads: heads, dtype: 'bf16', ...given, paramsB, layers, hidden, heads } };
+    return { ok: true, value: { id: spec.id, kvHeads: heads, dtype: 'bf16', ...given, ...givenDetail(spec, { layers }), paramsB, layers, hidden, heads } };
   return {
     ok: false,
     query: spec.id,
     candidates: found.candidates,
     message: `${found.message} To estimate another model, give model.params_b, layers, hidden and heads (and kv_heads for grouped-query attention).`,
   };
+}
+
+/** The config's attention/MoE detail keys, each overriding the same part of `base` (the catalog's shape). */
+function givenDetail(spec: ModelSpec, base: Partial<ModelShape>): Partial<ModelShape> {
+  const out: Partial<ModelShape> = {};
+  if (spec.headDim !== undefined) out.headDim = spec.headDim;
+  if (spec.tiedEmbeddings !== undefined) out.tiedEmbeddings = spec.tiedEmbeddings;
+  const mlaGiven = {
+    ...(spec.kvLoraRank !== undefined && { kvLoraRank: spec.kvLoraRank }),
+    ...(spec.qLoraRank !== undefined && { qLoraRank: spec.qLoraRank }),
+    ...(spec.qkRopeHeadDim !== undefined && { qkRopeHeadDim: spec.qkRopeHeadDim }),
+    ...(spec.qkNopeHeadDim !== undefined && { qkNopeHeadDim: spec.qkNopeHeadDim }),
+    ...(spec.vHeadDim !== undefined && { vHeadDim: spec.vHeadDim }),
+  };
+  const mla = { ...base.mla, ...mlaGiven };
+  // Latent attention needs its rank; the head widths default to 0 (not cached) when only the rank is given.
+  if (Object.keys(mlaGiven).length > 0 && mla.kvLoraRank !== undefined)
+    out.mla = { qkRopeHeadDim: 0, qkNopeHeadDim: 0, vHeadDim: 0, ...mla, kvLoraRank: mla.kvLoraRank };
+  if (spec.sharedExperts !== undefined || spec.moeIntermediate !== undefined || spec.denseLayers !== undefined)
+    out.moe = {
+      sharedExperts: 0,
+      expertIntermediate: spec.moeIntermediate ?? spec.intermediate ?? base.intermediate ?? 0,
+      denseLayers: 0,
+      ...base.moe,
+      ...(spec.sharedExperts !== undefined && { sharedExperts: spec.sharedExperts }),
+      ...(spec.moeIntermediate !== undefined && { expertIntermediate: spec.moeIntermediate }),
+      ...(spec.denseLayers !== undefined && { denseLayers: spec.denseLayers }),
+    };
+  if (spec.slidingWindow !== undefined || (spec.slidingLayers !== undefined && base.slidingWindow))
+    out.slidingWindow = {
+      window: spec.slidingWindow ?? base.slidingWindow!.window,
+      layers: spec.slidingLayers ?? base.slidingWindow?.layers ?? spec.layers ?? base.layers ?? 0,
+    };
+  return out;
 }
 
 export function gpuFromConfig(config: Pick<ResolvedConfig, 'gpus'>): Lookup<GpuSpec> {
@@ -57,7 +91,7 @@ export function pointRequest(config: ResolvedConfig, point: ResolvedPoint, model
     concurrency: w.concurrency,
     requestRate: w.requestRate,
     // An engine we could not tell matches calibration entries made without one.
-    engine: config.server.engine === 'unknown' ? undefined : config.server.engine,
+    engine: config.server.engine === 'generic' || config.server.engine === 'unknown' ? undefined : config.server.engine,
     gpusPerNode: slurm?.gpusPerNode,
   };
 }
@@ -93,16 +127,53 @@ export interface ConfigEstimate {
   error?: string;
 }
 
-export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], profile?: CalibrationProfile): ConfigEstimate {
+/** Shapes resolved earlier (from a config.json, a cache, the Hub: src/core/models/), for models the catalog lacks. */
+export type ResolvedShapes = (spec: ModelSpec) => ModelShape | undefined;
+
+/** What a workload's dataset file holds, measured without a tokenizer (core/workspace/datasets.ts). */
+export interface DatasetStats {
+  prompts: number;
+  meanPromptTokens: number;
+  /** How tokens were counted, said in the estimate's assumptions. */
+  method: string;
+}
+/** Looks up a dataset file named as in the config; undefined when it cannot be read. */
+export type DatasetLengths = (path: string) => DatasetStats | undefined;
+
+export function estimateConfig(
+  config: ResolvedConfig,
+  points: ResolvedPoint[],
+  profile?: CalibrationProfile,
+  shapes?: ResolvedShapes,
+  datasets?: DatasetLengths,
+): ConfigEstimate {
   const assumptions: string[] = [];
-  const model = modelFromSpec(config.model);
+  const direct = modelFromSpec(config.model);
+  const resolved = direct.ok ? undefined : shapes?.(config.model);
+  const model: Lookup<ModelShape> = resolved ? { ok: true, value: resolved } : direct;
   if (!model.ok) return { assumptions, points: [], error: model.message };
   const gpu = gpuFromConfig(config);
   if (!gpu.ok) return { assumptions, points: [], error: `gpus.type: ${gpu.message}` };
   if (!config.gpus.type) assumptions.push(`gpus.type not given: assumed ${gpu.value.id}`);
   if (config.server.sim) assumptions.push('simulated server and GPU: the prediction is what the simulation will measure, up to queueing');
   const tables = new Map<number, IdealizedTable>();
-  const estimates = points.map((point): PointEstimate => {
+  const said = new Set<string>();
+  const withDatasetLengths = (point: ResolvedPoint): ResolvedPoint => {
+    const dataset = point.workload.dataset;
+    if (dataset.kind !== 'file') return point;
+    const stats = datasets?.(dataset.path);
+    if (!said.has(dataset.path)) {
+      said.add(dataset.path);
+      assumptions.push(
+        stats
+          ? `dataset ${dataset.path}: ${stats.prompts} prompts, mean ≈ ${Math.round(stats.meanPromptTokens)} input tokens (${stats.method})`
+          : `dataset ${dataset.path} could not be read: assumed ${point.workload.inputTokens.mean} input tokens per request`,
+      );
+    }
+    if (!stats) return point;
+    return { ...point, workload: { ...point.workload, inputTokens: { dist: 'fixed', mean: Math.max(1, Math.round(stats.meanPromptTokens)) } } };
+  };
+  const estimates = points.map(withDatasetLengths).map((point): PointEstimate => {
     const params = point.params as Record<string, unknown>;
     try {
       const prediction = predictPoint(pointRequest(config, point, model.value, gpu.value), profile);
@@ -117,7 +188,8 @@ export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], 
         idealized: {
           runtime_s: runtime,
           cost_usd: idealizedCost(runtime, config.cost.usdPerGpuHour, point.gpuCount),
-          energy_j: runtime * point.gpuCount * prediction.avg_power_w,
+          // One request at a time draws batch-1 power, not the power of this point's own batch.
+          energy_j: runtime * point.gpuCount * (table.powerPerGpuW ?? prediction.avg_power_w),
         },
       };
     } catch (error) {

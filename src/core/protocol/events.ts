@@ -106,6 +106,14 @@ export interface PointEvent extends Base {
   /** Requests refused with 429/503 (counted in `errors` too). */
   throttled?: number;
   tokens_from?: 'usage' | 'chunks' | 'mixed';
+  /** Measured requests in flight at once: the most, and the time-weighted mean. */
+  inflight_max?: number;
+  inflight_mean?: number;
+  /** Request-rate points: requests sent per second. */
+  request_rate_achieved?: number;
+  /** How late the load generator's loop ran (ms); `client_behind` when p99 > 5 or max > 50. */
+  client_lag_ms?: { p50: number; p99: number; max: number };
+  client_behind?: boolean;
 }
 export interface CapEvent extends Base {
   type: 'cap';
@@ -126,6 +134,22 @@ export interface ErrorEvent extends Base {
   point?: string;
   detail?: string;
 }
+/** The inference engine's own metrics, scraped from its Prometheus endpoint (names the same for every engine). */
+export interface EngineValues {
+  /** Requests in the engine's running batch. */
+  running?: number;
+  /** Requests queued, not yet scheduled. */
+  waiting?: number;
+  /** KV-cache in use, 0..1. */
+  kv_cache_usage?: number;
+  /** Preemptions since the engine started (a counter). */
+  preemptions_total?: number;
+}
+export interface EngineEvent extends Base {
+  type: 'engine';
+  values: EngineValues;
+  point?: string;
+}
 export interface DoneEvent extends Base {
   type: 'done';
   status: 'ok' | 'error' | 'cancelled';
@@ -133,7 +157,7 @@ export interface DoneEvent extends Base {
   reason?: string;
 }
 
-export type AgentEvent = HelloEvent | PhaseEvent | SampleEvent | RequestEvent | PointEvent | CapEvent | LogEvent | ErrorEvent | DoneEvent;
+export type AgentEvent = HelloEvent | PhaseEvent | SampleEvent | RequestEvent | PointEvent | CapEvent | LogEvent | ErrorEvent | EngineEvent | DoneEvent;
 export type EventType = AgentEvent['type'];
 
 const REQUIRED: Record<EventType, string[]> = {
@@ -145,6 +169,7 @@ const REQUIRED: Record<EventType, string[]> = {
   cap: ['action', 'gpus'],
   log: ['msg'],
   error: ['message'],
+  engine: ['values'],
   done: ['status'],
 };
 
@@ -213,6 +238,16 @@ const SHAPES: Record<EventType, { fields: Record<string, Shape>; optional?: stri
   cap: { fields: { action: 'string', gpus: { list: { fields: { i: count(1e6), from_w: { num: [0, 1e5], nullable: true }, to_w: watts }, optional: ['from_w'] } } } },
   log: { fields: { msg: 'string' } },
   error: { fields: { message: 'string', where: 'string' }, optional: ['where'] },
+  engine: {
+    fields: {
+      values: {
+        fields: { running: { num: [0, 1e9] }, waiting: { num: [0, 1e9] }, kv_cache_usage: { num: [0, 10] }, preemptions_total: { num: [0, 1e15] } },
+        optional: ['running', 'waiting', 'kv_cache_usage', 'preemptions_total'],
+      },
+      point: 'string',
+    },
+    optional: ['point'],
+  },
   done: { fields: { status: 'string', caps_restored: 'bool' }, optional: ['caps_restored'] },
 };
 

@@ -63,6 +63,65 @@ export interface PointSummary {
   /** With `repeats: N` (N > 1): each repeat's own window and figures; the point's figures are over all of them. */
   repeats?: RepeatSummary[];
   spread?: RepeatSpread;
+  /** Against the config's `slo` (absent without one). */
+  slo?: SloSummary;
+  /** The engine's own metrics over the measure window (absent when it exported none). */
+  engine?: EngineSummary;
+}
+
+/**
+ * From the agent's `engine` events inside the measure window: mean and max of the engine's running and
+ * waiting requests and KV-cache usage (0..1), and the preemptions in the window (the counter's rise).
+ */
+export interface EngineSummary {
+  scrapes: number;
+  running?: { mean: number; max: number };
+  waiting?: { mean: number; max: number };
+  kv_cache_usage?: { mean: number; max: number };
+  preemptions?: number;
+}
+
+/** The objectives as summary.json holds them: seconds, and the share (%) of requests that must meet each. */
+export interface SloObjectivesOnDisk {
+  ttft_s?: number;
+  itl_s?: number;
+  tpot_s?: number;
+  e2e_s?: number;
+  percentile: number;
+}
+
+export type SloMetric = 'ttft' | 'itl' | 'tpot' | 'e2e';
+
+export interface SloObjectiveResult {
+  limit_s: number;
+  /** Share of measured requests meeting this objective (errored ones, and ones without the metric, miss). */
+  attainment: number;
+  /** The `percentile` of this metric over the successful requests (from the fixed-memory histogram); null when none had it. */
+  value_s: number | null;
+  /** attainment ≥ percentile / 100: the percentile of the metric, errors counted as misses, is within the limit. */
+  met: boolean;
+}
+
+/**
+ * A point against its SLO. A request is good when it meets every objective (vLLM's `bench serve --goodput`);
+ * goodput counts good requests over the point's measured time; energy per SLO token is the point's
+ * energy over the output tokens of good requests.
+ */
+export interface SloSummary {
+  objectives: SloObjectivesOnDisk;
+  /** Measured requests: successful and errored. */
+  requests: number;
+  good_requests: number;
+  good_output_tokens: number;
+  /** good_requests / requests. */
+  attainment: number;
+  goodput_requests_per_s: number;
+  goodput_output_tokens_per_s: number;
+  j_per_slo_token: number;
+  j_per_slo_request: number;
+  /** Every objective met at the percentile. */
+  met: boolean;
+  per_objective: Partial<Record<SloMetric, SloObjectiveResult>>;
 }
 
 export interface RepeatSummary {

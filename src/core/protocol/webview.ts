@@ -39,14 +39,22 @@ export interface LiveState {
   /** Output tokens per second, one value per completed-request bucket. */
   throughput: { t: number; tps: number; inflight: number }[];
   latency: { t: number; ttft: number; e2e: number }[];
+  /** The engine's own metrics, one entry per scrape (`engine` events): running requests, KV-cache use 0..1. */
+  engine?: EnginePoint[];
   status: 'running' | 'ok' | 'error' | 'cancelled' | 'detached' | 'reconnecting';
   message?: string;
   summary?: RunSummary;
 }
 
+export interface EnginePoint {
+  t: number;
+  running?: number;
+  kv?: number;
+}
+
 export type HostToLive =
   | { type: 'snapshot'; state: LiveState }
-  | { type: 'append'; samples: SeriesPoint[]; throughput: LiveState['throughput']; latency: LiveState['latency']; phase: string; currentPoint: string | null; points: PointInfo[]; status: LiveState['status']; message?: string; summary?: RunSummary; capW: number | null; idleW: number | null };
+  | { type: 'append'; samples: SeriesPoint[]; throughput: LiveState['throughput']; latency: LiveState['latency']; engine?: EnginePoint[]; phase: string; currentPoint: string | null; points: PointInfo[]; status: LiveState['status']; message?: string; summary?: RunSummary; capW: number | null; idleW: number | null };
 
 export interface ResultRun {
   runId: string;

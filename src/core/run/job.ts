@@ -1,6 +1,6 @@
 /** The job file the agent runs (docs/protocol.md), built from a resolved config and its points. */
 import { basename, extname } from 'node:path';
-import type { LengthDist, ResolvedConfig, ResolvedPoint } from '../config/model';
+import type { LengthDist, ResolvedConfig, ResolvedPoint, WorkloadTool } from '../config/model';
 import { gpuFromConfig, modelFromSpec } from '../estimate/config-estimate';
 import { simProfileFor, type SimProfile } from '../estimate/simprofile';
 
@@ -9,9 +9,29 @@ export interface AgentJob {
   run_id: string;
   telemetry: { source: string; interval_s: number; idle_baseline_s: number };
   gpus: { indices: number[] | null; count: number };
-  server: { sim: boolean; command: string | null; base_url: string; api: string; model: string; ready_timeout_s: number; env: Record<string, string> };
+  server: AgentJobServer;
   sim: SimProfile | null;
   points: AgentJobPoint[];
+}
+
+export interface AgentJobServer {
+  sim: boolean;
+  command: string | null;
+  base_url: string;
+  api: string;
+  model: string;
+  ready_timeout_s: number;
+  env: Record<string, string>;
+  /** The engine preset's name (src/core/config/engines.ts). */
+  engine: string;
+  /** Merged into every request body by the agent; absent: the workload's ignore_eos is sent as before. */
+  request_fields?: Record<string, unknown>;
+  /** Readiness paths tried in order: `/x` from the server's root, `x` relative to base_url; absent: the agent's default. */
+  probe_paths?: string[];
+  /** The engine's Prometheus metrics, scraped into `engine` events; null: none. */
+  metrics_url: string | null;
+  /** Normalised name → the engine's metric names, the first one present wins. */
+  metrics: Record<string, string[]>;
 }
 
 export interface AgentJobPoint {
@@ -20,7 +40,7 @@ export interface AgentJobPoint {
   power_cap_w: number | null;
   repeats: number;
   workload: {
-    kind: 'http' | 'command';
+    kind: 'http' | 'command' | 'tool';
     dataset: { kind: 'synthetic'; input_tokens: LengthDist; output_tokens: LengthDist } | { kind: 'file'; path: string; format: string };
     num_prompts: number;
     max_tokens: number;
@@ -33,6 +53,9 @@ export interface AgentJobPoint {
     time_limit_s: number | null;
     seed: number;
     command: string | null;
+    /** kind == tool: the benchmark tool the agent runs against the server's base_url and model. */
+    tool?: WorkloadTool;
+    tool_args?: string[];
   };
 }
 
@@ -79,6 +102,11 @@ export function buildJob(runId: string, config: ResolvedConfig, points: Resolved
       model: config.server.servedModel,
       ready_timeout_s: config.server.readyTimeoutS,
       env: config.server.env,
+      engine: config.server.engine,
+      ...(config.server.requestFields && { request_fields: config.server.requestFields }),
+      ...(config.server.probePaths && { probe_paths: config.server.probePaths }),
+      metrics_url: config.server.metricsUrl,
+      metrics: config.server.metrics,
     },
     sim,
     points: points.map((p) => {
@@ -89,7 +117,7 @@ export function buildJob(runId: string, config: ResolvedConfig, points: Resolved
         power_cap_w: p.powerCapW ?? null,
         repeats: config.repeats,
         workload: {
-          kind: w.command ? 'command' : 'http',
+          kind: w.tool ? 'tool' : w.command ? 'command' : 'http',
           dataset: w.dataset.kind === 'synthetic'
             ? { kind: 'synthetic', input_tokens: w.inputTokens, output_tokens: w.outputTokens }
             : { kind: 'file', path: datasetName(w.dataset.path), format: w.dataset.format },
@@ -104,6 +132,7 @@ export function buildJob(runId: string, config: ResolvedConfig, points: Resolved
           time_limit_s: w.timeLimitS ?? null,
           seed: w.seed,
           command: w.command ?? null,
+          ...(w.tool && { tool: w.tool, tool_args: w.toolArgs }),
         },
       };
     }),

@@ -9,6 +9,7 @@ import { loadConfig } from '../config';
 import { DEFAULT_COST, type CostSettings, type ResolvedConfig, type ResolvedPoint } from '../config/model';
 import { newRunId, readEventsSync, readMeta, type RemoteHandle, type RunMeta, type RunStore, type RunWriter, type StoredCost } from '../store/store';
 import type { RunSpec } from './launch';
+import { sloPlan } from './slo';
 import { Summarizer } from './summarize';
 
 /** The run's folder in the store, with its meta as it starts, and a summarizer priced for it. */
@@ -29,12 +30,16 @@ export function createRunRecord(spec: RunSpec, target: string, id = newRunId(spe
     },
     spec.configText,
   );
-  return { writer, summarizer: summarizerFor(spec.config) };
+  return { writer, summarizer: summarizerFor(spec.config, spec.config.cost, spec.points) };
 }
 
-/** A summarizer priced with `cost`; per node over several hosts. */
-export function summarizerFor(config: Pick<ResolvedConfig, 'cost' | 'target'>, cost: CostSettings = config.cost): Summarizer {
-  return new Summarizer({ cost, pointsPerNode: config.target.kind === 'hosts' });
+/** A summarizer priced with `cost`, judging each point against its SLO; per node over several hosts. */
+export function summarizerFor(
+  config: Pick<ResolvedConfig, 'cost' | 'target' | 'slo'>,
+  cost: CostSettings = config.cost,
+  points: Pick<ResolvedPoint, 'id' | 'slo'>[] = [],
+): Summarizer {
+  return new Summarizer({ cost, pointsPerNode: config.target.kind === 'hosts', slo: sloPlan(config.slo, points) });
 }
 
 /** What a stored run says of itself: its meta, and its config and points when config.yaml still validates. */
@@ -60,7 +65,7 @@ export function openStoredRun(dir: string, meta: RunMeta = readMeta(dir)): Store
 
 /** A fresh summarizer for a stored run, priced as it was when it ran, so re-summarising gives the figures the run wrote. */
 export function summarizerForStoredRun(run: StoredRun): Summarizer {
-  if (run.config) return summarizerFor(run.config, run.cost);
+  if (run.config) return summarizerFor(run.config, run.cost, run.points);
   return new Summarizer({ cost: run.cost, pointsPerNode: !!run.meta.hosts?.length });
 }
 

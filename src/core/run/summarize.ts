@@ -9,6 +9,8 @@ import type { AgentEvent, HelloEvent, RequestEvent, SampleEvent } from '../proto
 import type { EnergySummary, GpuEnergy, PointSummary, RepeatSpread, RepeatSummary, RunSummary } from '../protocol/summary';
 import { RuntimeFit } from '../estimate/idealized';
 import { Histogram } from './histogram';
+import { objectivesFor, SloAccumulator, type SloPlan } from './slo';
+import { EngineStats } from './engine-stats';
 
 interface GpuAccumulator {
   energy: number;
@@ -216,7 +218,11 @@ class PointAccumulator {
   throttled = 0;
   /** The limit the agent set before measuring, from its `cap` event: not the config's wish, which can fail. */
   powerCapW?: number;
-  constructor(readonly id: string) {}
+  readonly engine = new EngineStats();
+  constructor(
+    readonly id: string,
+    readonly slo?: SloAccumulator,
+  ) {}
 
   /** The repeat a request or phase belongs to; events without `repeat` belong to the latest. */
   measureOf(repeat: number | undefined): RepeatMeasure | undefined {
@@ -233,6 +239,8 @@ export interface SummarizeOptions {
    * energy is its node's GPUs only. Off for Slurm, where every node's GPUs serve node 0's points.
    */
   pointsPerNode?: boolean;
+  /** Each point's service-level objectives (slo.ts): attainment, goodput and J per SLO-meeting token. */
+  slo?: SloPlan;
 }
 
 export class Summarizer {
@@ -304,6 +312,12 @@ export class Summarizer {
       case 'error':
         this.errors.push({ where: event.where, message: event.message, point: event.point });
         break;
+      case 'engine': {
+        // Only scrapes inside the point's (latest repeat's) measure window: warm-up and drain are not measured.
+        const m = event.point !== undefined ? this.points.get(event.point)?.measureOf(undefined) : undefined;
+        if (m && event.t >= m.window.start && event.t <= m.window.end) this.point(event.point!).engine.add(event.values, m.repeat);
+        break;
+      }
       case 'done':
         this.status = event.status;
         this.capsRestored = event.caps_restored;
@@ -316,7 +330,10 @@ export class Summarizer {
 
   private point(id: string): PointAccumulator {
     let acc = this.points.get(id);
-    if (!acc) this.points.set(id, (acc = new PointAccumulator(id)));
+    if (!acc) {
+      const objectives = objectivesFor(this.options.slo, id);
+      this.points.set(id, (acc = new PointAccumulator(id, objectives && new SloAccumulator(objectives))));
+    }
     return acc;
   }
 
@@ -393,6 +410,7 @@ export class Summarizer {
       acc.warmup++;
       return;
     }
+    acc.slo?.add(r);
     if (!r.ok) {
       acc.errors++;
       if (r.http_status === 429 || r.http_status === 503) acc.throttled++;
@@ -499,6 +517,8 @@ export class Summarizer {
         idealized: acc.idealized.result(),
         power_cap_w: acc.powerCapW,
         ...(repeats && { repeats, spread: spreadOf(repeats) }),
+        ...(acc.slo && { slo: acc.slo.result(duration, energy.method !== 'none' ? energy.total_j : NaN) }),
+        ...(acc.engine.result() && { engine: acc.engine.result() }),
       };
     });
 

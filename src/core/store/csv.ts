@@ -6,7 +6,8 @@ const COLUMNS = [
   'output_tokens_per_s', 'requests_per_s', 'ttft_p50_s', 'ttft_p99_s', 'itl_p50_s', 'e2e_p50_s', 'e2e_p99_s',
   'avg_power_w', 'peak_power_w', 'energy_j', 'energy_method', 'idle_energy_j', 'dynamic_energy_j', 'j_per_output_token',
   'j_per_response', 'steady_j_per_output_token', 'usd', 'gco2', 'power_cap_w', 'idealized_alpha_s', 'idealized_beta_s',
-  'tokens_from', 'requests_throttled',
+  'tokens_from', 'requests_throttled', 'slo_attainment', 'slo_met', 'goodput_requests_per_s', 'goodput_output_tokens_per_s',
+  'j_per_slo_token',
 ] as const;
 
 function cell(value: unknown): string {
@@ -24,7 +25,8 @@ export function summaryCsv(summary: RunSummary, meta?: RunMeta): string {
     p.latency.ttft_s?.p99, p.latency.itl_s?.p50, p.latency.e2e_s?.p50, p.latency.e2e_s?.p99, p.energy.avg_power_w,
     p.energy.peak_power_w, p.energy.total_j, p.energy.method, p.energy.idle_j, p.energy.dynamic_j, p.j_per_output_token,
     p.j_per_response, p.steady?.j_per_output_token, p.cost.usd, p.cost.gco2, p.power_cap_w, p.idealized?.alpha_s, p.idealized?.beta_s,
-    p.tokens_from, p.requests.throttled ?? 0,
+    p.tokens_from, p.requests.throttled ?? 0, p.slo?.attainment, p.slo?.met, p.slo?.goodput_requests_per_s,
+    p.slo?.goodput_output_tokens_per_s, p.slo?.j_per_slo_token,
   ]);
   return [COLUMNS.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
 }

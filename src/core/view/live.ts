@@ -5,7 +5,7 @@
 import type { AgentEvent } from '../protocol/events';
 import type { RunSummary } from '../protocol/summary';
 import type { RunMeta } from '../store/store';
-import type { LiveState, PointInfo, SeriesPoint, HostToLive } from '../protocol/webview';
+import type { EnginePoint, LiveState, PointInfo, SeriesPoint, HostToLive } from '../protocol/webview';
 
 /** Above this many samples the oldest half is thinned by two: hours of data stay drawable and bounded. */
 const MAX_SAMPLES = 120_000;
@@ -25,6 +25,7 @@ export class LiveTracker {
   private pendingSamples: SeriesPoint[] = [];
   private pendingThroughput: LiveState['throughput'] = [];
   private pendingLatency: LiveState['latency'] = [];
+  private pendingEngine: EnginePoint[] = [];
   private readonly gpuIndex = new Map<string, number>();
   private bucket?: { second: number; tokens: number; open: number };
   /** Most requests in flight (over every node) during the current throughput second. */
@@ -157,6 +158,15 @@ export class LiveTracker {
       case 'error':
         s.message = `${event.where}: ${event.message}`;
         break;
+      case 'engine': {
+        const { running, kv_cache_usage: kv } = event.values;
+        if (running === undefined && kv === undefined) break;
+        const entry: EnginePoint = { t: this.rel(event.t), ...(running !== undefined && { running }), ...(kv !== undefined && { kv }) };
+        (s.engine ??= []).push(entry);
+        this.pendingEngine.push(entry);
+        if (s.engine.length > MAX_SAMPLES) s.engine = s.engine.filter((_, i) => i % 2 === 0);
+        break;
+      }
       case 'done':
         if (this.bucket) this.closeBucket();
         s.status = event.status;
@@ -207,6 +217,7 @@ export class LiveTracker {
     this.pendingSamples = [];
     this.pendingThroughput = [];
     this.pendingLatency = [];
+    this.pendingEngine = [];
     return { type: 'snapshot', state: this.state };
   }
 
@@ -218,6 +229,7 @@ export class LiveTracker {
       samples: this.pendingSamples,
       throughput: this.pendingThroughput,
       latency: this.pendingLatency,
+      ...(this.pendingEngine.length && { engine: this.pendingEngine }),
       phase: s.phase,
       currentPoint: s.currentPoint,
       points: s.points,
@@ -230,6 +242,7 @@ export class LiveTracker {
     this.pendingSamples = [];
     this.pendingThroughput = [];
     this.pendingLatency = [];
+    this.pendingEngine = [];
     return message;
   }
 }
