@@ -151,6 +151,18 @@ function metric(root: Fields, tag: string, time: boolean): Stat | undefined {
   return { n: m.optNum('count'), mean: v('avg'), min: v('min'), max: v('max'), p50: v('p50'), p90: v('p90'), p99: v('p99') };
 }
 
+/**
+ * Where AIPerf 0.10+ (schema 1.3) keeps the load: `input_config.phases[]`, one per phase (warm-up first, marked
+ * `exclude_from_results`), instead of `input_config.loadgen`. The path of the profiling phase, if any.
+ */
+function profilingPhase(root: Fields): string | undefined {
+  const phases = root.optArr('input_config.phases');
+  if (!phases) return undefined;
+  const i = phases.findIndex((_, k) => root.optStr(`input_config.phases.${k}.name`) === 'profiling');
+  const j = i >= 0 ? i : phases.findIndex((p) => isObject(p) && p['exclude_from_results'] !== true);
+  return j >= 0 ? `input_config.phases.${j}` : undefined;
+}
+
 function aggregatePoint(root: Fields, energy: ImportedEnergy | undefined): ImportedPoint {
   const ok = root.num('request_count.avg');
   const errors = root.optNum('error_request_count.avg') ?? 0;
@@ -161,11 +173,12 @@ function aggregatePoint(root: Fields, energy: ImportedEnergy | undefined): Impor
   const output = root.optNum('total_osl.avg') ?? root.optNum('total_output_tokens.avg') ?? root.optNum('output_sequence_length.sum') ?? 0;
   const input = root.optNum('total_isl.avg') ?? root.optNum('input_sequence_length.sum') ?? 0;
   const params: Record<string, unknown> = {};
-  const concurrency = root.optNum('input_config.loadgen.concurrency');
+  const phase = profilingPhase(root);
+  const concurrency = root.optNum('input_config.loadgen.concurrency') ?? (phase ? root.optNum(`${phase}.concurrency`) : undefined);
   const rate = root.optNum('input_config.loadgen.request_rate');
   if (concurrency !== undefined) params.concurrency = concurrency;
   if (rate !== undefined) params.request_rate = rate;
-  const count = root.optNum('input_config.loadgen.request_count');
+  const count = root.optNum('input_config.loadgen.request_count') ?? (phase ? root.optNum(`${phase}.requests`) : undefined);
   if (count !== undefined) params.num_prompts = count;
   const inTokens = root.optNum('input_config.input.prompt.input_tokens.mean');
   const outTokens = root.optNum('input_config.input.prompt.output_tokens.mean');
@@ -231,7 +244,8 @@ function aiperfRun(
   version: string | undefined,
   telemetry: { host?: string; gpus: { index: number; name: string }[] } | undefined,
 ): ImportedRun {
-  const model = root.optStr('input_config.endpoint.model_names.0');
+  // Up to 0.8 `endpoint.model_names`; 0.10 (schema 1.3) moved the models to `models.items[].name`.
+  const model = root.optStr('input_config.endpoint.model_names.0') ?? root.optStr('input_config.models.items.0.name');
   const started = root.optStr('start_time');
   return {
     tool: 'aiperf',
