@@ -38,6 +38,8 @@ export interface ModelShape {
   tiedEmbeddings?: boolean;
   /** How the checkpoint is quantised when dtype alone does not say (fp8 block scales, AWQ, GPTQ, MXFP4). */
   quantization?: string;
+  /** How this model's own published FP8 checkpoint is quantised, applied when it is served in fp8 (withDtype). */
+  fp8Checkpoint?: string;
 }
 
 export type GpuVendor = 'nvidia' | 'amd';
@@ -104,6 +106,7 @@ interface ModelRecord {
   state_layers?: number;
   state_bytes_per_seq?: number;
   tied_embeddings?: boolean;
+  fp8_quantization?: string;
   source: string;
 }
 
@@ -148,6 +151,10 @@ function modelFromRecord(r: ModelRecord): ModelShape {
   if (r.state_layers !== undefined) m.stateLayers = r.state_layers;
   if (r.state_bytes_per_seq !== undefined) m.stateBytesPerSeq = r.state_bytes_per_seq;
   if (r.tied_embeddings !== undefined) m.tiedEmbeddings = r.tied_embeddings;
+  if (r.fp8_quantization !== undefined) {
+    m.fp8Checkpoint = r.fp8_quantization;
+    if (m.dtype === 'fp8') m.quantization = r.fp8_quantization;
+  }
   return m;
 }
 
@@ -235,7 +242,11 @@ export function getModel(query: string): ModelShape {
 
 /** The same model served in another precision (e.g. fp8 weights). */
 export function withDtype(model: ModelShape, dtype: Dtype): ModelShape {
-  return { ...model, dtype };
+  if (dtype === model.dtype) return { ...model };
+  const out: ModelShape = { ...model, dtype };
+  delete out.quantization;
+  if (dtype === 'fp8' && model.fp8Checkpoint) out.quantization = model.fp8Checkpoint;
+  return out;
 }
 
 export function displayName(model: ModelShape): string {

@@ -29,6 +29,9 @@ export const FREE_PARAMS: readonly FreeParam[] = [
   { path: 'moeLayerOverheadS', lo: 1e-7, hi: 3e-4 },
   { path: 'expertParallelLatencyS', lo: 1e-7, hi: 3e-4 },
   { path: 'expertParallelImbalance', lo: 1, hi: 3 },
+  { path: 'blockFp8StreamFactor', lo: 0.2, hi: 1 },
+  { path: 'expertUtil', lo: 0.05, hi: 1 },
+  { path: 'memoryPowerExponent', lo: 0.001, hi: 2 },
   { path: 'util.weights', lo: 0.05, hi: 1 },
   { path: 'util.overhead', lo: 0.02, hi: 1 },
   { path: 'util.seqOverhead', lo: 0.02, hi: 1 },
@@ -66,8 +69,23 @@ export function predictWith(m: Measurement, prior: PriorParams): Prediction | un
   }
 }
 
-/** Mean squared log error over every metric each measurement has; a point that cannot be predicted costs a large error. */
-export function priorLoss(points: readonly Measurement[], prior: PriorParams): number {
+export interface LossOptions {
+  /**
+   * Width of the pseudo-Huber loss on log errors: squared below it, absolute above. The targets are
+   * medians, and a few host-bound or noisy rows should not pull every other prediction.
+   */
+  huber?: number;
+  /** Weight of each metric; J/token carries energy and time at once. */
+  weights?: Partial<Record<FitMetric, number>>;
+}
+
+export const DEFAULT_LOSS: Required<LossOptions> = { huber: 0.1, weights: { j_per_output_token: 2, output_tokens_per_s: 1, avg_power_w: 1 } };
+
+/** Mean pseudo-Huber log error over every metric each measurement has; a point that cannot be predicted costs a large error. */
+export function priorLoss(points: readonly Measurement[], prior: PriorParams, loss: LossOptions = DEFAULT_LOSS): number {
+  const d = loss.huber ?? DEFAULT_LOSS.huber;
+  const w = { ...DEFAULT_LOSS.weights, ...loss.weights };
+  const rho = (e: number) => (d > 0 ? d * d * (Math.sqrt(1 + (e / d) ** 2) - 1) : e * e);
   let s = 0;
   let n = 0;
   for (const m of points) {
@@ -75,8 +93,9 @@ export function priorLoss(points: readonly Measurement[], prior: PriorParams): n
     for (const k of FIT_METRICS) {
       const measured = m[k];
       if (!(measured !== undefined && measured > 0)) continue;
-      s += p ? Math.log(p[k] / measured) ** 2 : 4;
-      n++;
+      const wk = w[k] ?? 1;
+      s += wk * (p ? rho(Math.log(p[k] / measured)) : rho(2));
+      n += wk;
     }
   }
   return n ? s / n : 0;
@@ -90,6 +109,7 @@ export interface PriorFit {
 
 export interface FitOptions {
   start?: PriorParams;
+  loss?: LossOptions;
   maxIterations?: number;
   /** Pull of each log coordinate toward the start: keeps numbers the data cannot see where physics put them. */
   ridge?: number;
@@ -100,14 +120,14 @@ export function fitPrior(points: readonly Measurement[], opts: FitOptions = {}):
   const start = opts.start ?? PRIOR_START;
   const x0 = logsOf(start);
   const ridge = opts.ridge ?? 1e-4;
-  const f = (x: number[]) => priorLoss(points, priorFrom(start, x)) + ridge * x.reduce((a, xi, i) => a + (xi - x0[i]!) ** 2, 0);
+  const f = (x: number[]) => priorLoss(points, priorFrom(start, x), opts.loss) + ridge * x.reduce((a, xi, i) => a + (xi - x0[i]!) ** 2, 0);
   const maxIterations = opts.maxIterations ?? 1500;
   let best = nelderMead(f, x0, { step: 0.3, maxIterations, tolerance: 1e-7 });
   let iterations = best.iterations;
   const again = nelderMead(f, best.x, { step: 0.1, maxIterations: Math.ceil(maxIterations / 2), tolerance: 1e-7 });
   iterations += again.iterations;
   if (again.value < best.value) best = again;
-  return { prior: priorFrom(start, best.x), loss: priorLoss(points, priorFrom(start, best.x)), iterations };
+  return { prior: priorFrom(start, best.x), loss: priorLoss(points, priorFrom(start, best.x), opts.loss), iterations };
 }
 
 /** The fitted free numbers only, as data/prior.json keeps them. */

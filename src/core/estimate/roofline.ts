@@ -2,6 +2,7 @@ import type { GpuSpec, ModelShape } from './catalog';
 import {
   attentionFlopsPerContextToken,
   expertFlopsPerToken,
+  isBlockFp8,
   flopsPerToken,
   kvBytesPerTokenPerGpu,
   moeLayers,
@@ -87,7 +88,20 @@ export const PRIOR_START: PriorParams = Object.freeze({
   expertParallelImbalance: 1.2,
   /** Per layer per step in engines without CUDA graphs (HELM's Megatron, Hugging Face generate): kernel launches. */
   eagerLayerOverheadS: 3e-4,
+  /** Share of the streaming rate block-scaled fp8 GEMMs keep: they dequantise each 128×128 block on the way. */
+  blockFp8StreamFactor: 0.8,
+  /** Utilisation while streaming routed experts' weights (grouped GEMMs over a few tokens each). */
+  expertUtil: 0.64,
+  /**
+   * How streaming's share of the power range grows with the GPU's bandwidth per watt of range: memory
+   * traffic costs energy per byte, so a GPU that streams more bytes per watt of headroom spends more of it
+   * there. util × (r / r_H100)^e with r = bandwidth / (TDP − idle); 0 means no such effect.
+   */
+  memoryPowerExponent: 0.3,
 });
+
+/** H100 SXM's bandwidth per watt of power range, GB/s per W: the GPU the utilisation factors are stated for. */
+const REFERENCE_BW_PER_RANGE_W = 3350 / (700 - 70);
 
 /** The prior: PRIOR_START with the fitted numbers of data/prior.json (`npm run accuracy -- --write` refits them). */
 export const PRIOR: PriorParams = Object.freeze(mergePrior(PRIOR_START, priorFit.fitted as Record<string, unknown>));
@@ -128,6 +142,9 @@ export interface PriorParams {
   readonly expertParallelLatencyS: number;
   readonly expertParallelImbalance: number;
   readonly eagerLayerOverheadS: number;
+  readonly blockFp8StreamFactor: number;
+  readonly expertUtil: number;
+  readonly memoryPowerExponent: number;
 }
 
 /** Engines that launch every kernel from Python each step (no CUDA graphs). */
@@ -239,17 +256,22 @@ export function buildStepModel(model: ModelShape, gpu: GpuSpec, gpuCount: number
   const denseShards = dp ? 1 : n;
   const allReduces = dp ? 0 : allReducesPerStep;
 
-  const denseRate = bw * PRIOR.weightStreamEfficiency;
-  const expertRate = bw * PRIOR.expertStreamEfficiency;
+  const quantFactor = isBlockFp8(model) ? PRIOR.blockFp8StreamFactor : 1;
+  const denseRate = bw * PRIOR.weightStreamEfficiency * quantFactor;
+  const expertRate = bw * PRIOR.expertStreamEfficiency * quantFactor;
   // MoE: the experts a step touches grow with the batch; take the tangent at the hinted batch.
   const b0 = Math.max(1, hint.batch);
   const expertSlope = (imbalance * streamedWeightBytesSlope(model, b0)) / n;
   const expertAtHint = (imbalance * streamedExpertBytes(model, b0)) / n;
+  const denseS = streamedDenseBytes(model) / denseShards / denseRate;
+  const streamPower = Math.pow(gpu.memoryBWGBs / Math.max(gpu.tdpW - gpu.idleW, 1) / REFERENCE_BW_PER_RANGE_W, PRIOR.memoryPowerExponent);
+  const expertS = expertAtHint / expertRate;
   const weights: WorkPart = {
-    fixed: streamedDenseBytes(model) / denseShards / denseRate + (expertAtHint - expertSlope * b0) / expertRate,
+    fixed: denseS + (expertAtHint - expertSlope * b0) / expertRate,
     perSeq: expertSlope / expertRate,
     perCtxToken: 0,
-    util: PRIOR.util.weights,
+    // Dense and expert streaming draw differently: weight each by its time at the hinted batch.
+    util: Math.min(1, (streamPower * (denseS * PRIOR.util.weights + expertS * PRIOR.expertUtil)) / Math.max(denseS + expertS, 1e-12)),
   };
   const ctx = hint.contextPerSeq;
   const kv: WorkPart = {

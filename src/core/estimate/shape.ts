@@ -162,3 +162,8 @@ export function expertFlopsPerToken(m: ModelShape): number {
 export function peakFlops(gpu: GpuSpec, m: ModelShape): number {
   return m.dtype === 'fp8' && gpu.flopsFp8 ? gpu.flopsFp8 : gpu.flopsBf16;
 }
+
+/** Fine-grained block-scaled fp8 (DeepSeek, Qwen3 FP8 checkpoints): GEMMs rescale every 128×128 block as they stream. */
+export function isBlockFp8(m: ModelShape): boolean {
+  return m.dtype === 'fp8' && /block/i.test(m.quantization ?? '');
+}
