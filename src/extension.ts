@@ -31,7 +31,7 @@ export function activate(context: vscode.ExtensionContext): void {
 function wire(context: vscode.ExtensionContext, bag: DisposableBag, log: vscode.LogOutputChannel): void {
   const configs = new ConfigCache();
   const shapes = new ModelShapes(context.globalStorageUri.fsPath, context.secrets);
-  const estimates = bag.add(new EstimateService(configs, (spec, baseDir) => shapes.resolve(spec, baseDir)));
+  const estimates = bag.add(new EstimateService(configs, (spec, baseDir) => shapes.resolve(spec, baseDir), shapes));
   const warnCalibration = (message: string) => {
     log.warn(message);
     void vscode.window.showWarningMessage(`Wattbench: ${message}`);

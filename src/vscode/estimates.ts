@@ -11,6 +11,8 @@ import type { CalibrationProfile } from '../core/estimate/profile';
 import { SWEEPABLE_KEYS } from '../core/config/schema';
 import { type ConfigCache, CONFIG_SELECTOR, isConfigDocument, toRange } from './config-files';
 import { DisposableBag } from './disposable';
+import { reportedGpuFor } from '../core/models/host-gpus';
+import type { HostRecords } from './models';
 
 /** Finds a model's shape beyond the catalog (src/core/models/): a local config.json, the caches, the Hub. */
 export type ShapeResolver = (spec: ModelSpec, baseDir: string | undefined) => Promise<ShapeResolution>;
@@ -41,6 +43,8 @@ export class EstimateService implements vscode.Disposable {
   constructor(
     private readonly configs: ConfigCache,
     private readonly resolver?: ShapeResolver,
+    /** What the GPU hosts reported (their caches, their GPUs): a run records its host's here. */
+    readonly hosts?: HostRecords,
   ) {}
 
   /** Something a failed resolution depends on changed (a host's cache read, a token, a setting): try again. */
@@ -100,7 +104,9 @@ export class EstimateService implements vscode.Disposable {
       const found = this.shapeFor(loaded.config.model, baseDir);
       provenance = found.provenance;
       const datasets = baseDir === undefined ? undefined : datasetLengthsFrom(baseDir, resolve);
-      estimate = estimateConfig(loaded.config, loaded.points, this.profile, found.shape && (() => found.shape), datasets);
+      const hostGpus = this.hosts?.hostGpus;
+      const reported = hostGpus && reportedGpuFor(loaded.config, (h) => hostGpus.get(h));
+      estimate = estimateConfig(loaded.config, loaded.points, this.profile, found.shape && (() => found.shape), datasets, reported);
       // Until the shape is found, say that it is being looked for rather than that the model is unknown.
       if (!estimate.total && (found.pending || found.error)) estimate = { ...estimate, error: found.pending ?? found.error };
     }

@@ -1,11 +1,13 @@
 import * as vscode from 'vscode';
 import { type HostCacheStore, readHostCache } from '../core/models/host-cache';
+import { gpusOfHello } from '../core/models/host-gpus';
 import { findAgentSource } from '../core/run/agent-path';
 import { installAgent } from '../core/run/remote';
 import { shq } from '../core/transport/shell';
 import { listConfiguredHosts } from '../core/transport/ssh-config';
 import type { SshOptions } from '../core/transport/ssh';
 import { openTransport } from '../core/transport/open';
+import { hostGpusBeside } from './models';
 import { SECTION } from './settings';
 
 /** How SSH asks the user: host keys in a modal, key passphrases in a password box (kept only if asked). */
@@ -79,7 +81,8 @@ export class HostsTree implements vscode.TreeDataProvider<HostItem> {
 
 /**
  * Connects, installs the agent, and lists the GPUs it finds (or says why it cannot). With `hostCaches`, also reads
- * which models the host's Hugging Face cache holds and records them, for estimates of those models.
+ * which models the host's Hugging Face cache holds and records them, for estimates of those models, and records the
+ * GPUs it reported beside them, for estimates of configs on this host that give no `gpus.type`.
  */
 export async function testHostConnection(
   host: string,
@@ -93,7 +96,15 @@ export async function testHostConnection(
     const agent = await installAgent(transport, findAgentSource(vscode.Uri.joinPath(extensionUri, 'dist').fsPath));
     const result = await transport.exec(`python3 ${shq(agent.path)} probe --source auto`);
     const line = result.stdout.trim().split('\n').pop() ?? '';
-    const event = JSON.parse(line) as { type: string; gpus?: { name: string }[]; message?: string; driver?: string };
+    const event = JSON.parse(line) as { type: string; gpus?: { name: string }[]; message?: string; driver?: string; simulated?: boolean };
+    const gpus = gpusOfHello(event);
+    if (hostCaches && gpus) {
+      try {
+        hostGpusBeside(hostCaches).record(host, gpus);
+      } catch (error) {
+        log.warn(`${host}: could not record its GPUs: ${(error as Error).message}`);
+      }
+    }
     let models = '';
     if (hostCaches) {
       // The model list is extra: a host whose cache cannot be read still tests fine.

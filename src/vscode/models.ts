@@ -1,7 +1,8 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelSpec } from '../core/config/model';
 import { HostCacheStore } from '../core/models/host-cache';
+import { HostGpuStore } from '../core/models/host-gpus';
 import { resolveShape, type ShapeResolution } from '../core/models/resolve-shape';
 import { SECTION } from './settings';
 
@@ -9,9 +10,27 @@ import { SECTION } from './settings';
 const HF_TOKEN_SECRET = 'huggingface.token';
 const TOKEN_HINT = 'run "Wattbench: Set Hugging Face Token", or set HF_TOKEN in the environment VS Code starts from';
 
-/** What the extension keeps to find model shapes: Hub answers and the GPU hosts' caches, in its global storage. */
-export class ModelShapes {
+/** What is recorded about the GPU hosts: their Hugging Face caches and the GPUs their agents reported. */
+export interface HostRecords {
   readonly hostCaches: HostCacheStore;
+  readonly hostGpus: HostGpuStore;
+}
+
+const HOST_CACHES_FILE = 'host-hf-caches.json';
+const HOST_GPUS_FILE = 'host-gpus.json';
+
+/** The reported-GPU records kept beside `hostCaches` (the same global storage folder). */
+export function hostGpusBeside(hostCaches: HostCacheStore): HostGpuStore {
+  return new HostGpuStore(join(dirname(hostCaches.file), HOST_GPUS_FILE));
+}
+
+/**
+ * What the extension keeps to find model shapes and GPUs: Hub answers, the GPU hosts' caches and the GPUs they
+ * reported, in its global storage.
+ */
+export class ModelShapes implements HostRecords {
+  readonly hostCaches: HostCacheStore;
+  readonly hostGpus: HostGpuStore;
   private readonly hubCacheDir: string;
 
   constructor(
@@ -19,7 +38,8 @@ export class ModelShapes {
     private readonly secrets: vscode.SecretStorage,
   ) {
     this.hubCacheDir = join(globalStorage, 'hf');
-    this.hostCaches = new HostCacheStore(join(globalStorage, 'host-hf-caches.json'));
+    this.hostCaches = new HostCacheStore(join(globalStorage, HOST_CACHES_FILE));
+    this.hostGpus = hostGpusBeside(this.hostCaches);
   }
 
   /** The whole chain of src/core/models/resolve-shape.ts; the Hub only while the setting allows it. */

@@ -16,6 +16,8 @@ import type { PointInfo } from '../core/protocol/webview';
 import { DisposableBag } from './disposable';
 import type { EstimateService } from './estimates';
 import { sshPrompts } from './hosts';
+import { readRunHostCache } from '../core/models/host-cache';
+import { gpusOfHello } from '../core/models/host-gpus';
 
 export interface ActiveRun {
   id: string;
@@ -43,6 +45,8 @@ export class RunManager implements vscode.Disposable {
   readonly onDidChangeRuns = this.changed.event;
   /** New live data for a run (throttled by listeners). */
   readonly onDidUpdateRun = this.updated.event;
+  /** "runId host" of each run's host whose hf-configs.json was recorded already. */
+  private readonly hostsRecorded = new Set<string>();
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -223,6 +227,7 @@ export class RunManager implements vscode.Disposable {
 
   private onEvent(active: ActiveRun, event: AgentEvent): void {
     active.tracker.add(event);
+    if (event.type === 'hello') void this.recordHosts(active.id, event);
     if (event.type === 'sample') active.watts = event.gpus.reduce((s, g) => s + g.p_w, 0);
     if (event.type === 'point' && event.state === 'end') {
       active.pointsDone++;
@@ -231,6 +236,45 @@ export class RunManager implements vscode.Disposable {
     if (event.type === 'sample' && event.seq % 20 === 0) active.tracker.setSummary(active.summarize());
     if (event.type === 'error') this.log.error(`${active.id} (${event.where}): ${event.message}${event.detail ? `\n${event.detail}` : ''}`);
     this.updated.fire(active.id);
+  }
+
+  /**
+   * Once a run's agent said hello (the launch succeeded, and its hf-configs.json is written: the agent writes it
+   * first), records what its host has: the models in its Hugging Face cache, and its GPUs (of a single-host run: a
+   * hello of several hosts does not say which alias it came from). Then estimates that wait on them refresh.
+   */
+  private async recordHosts(runId: string, hello: AgentEvent & { type: 'hello' }): Promise<void> {
+    const hosts = this.estimates.hosts;
+    const remotes = hosts && this.store?.get(runId)?.meta.remotes;
+    if (!hosts || !remotes?.length) return;
+    let changed = false;
+    const gpus = remotes.length === 1 ? gpusOfHello(hello) : undefined;
+    if (gpus) {
+      try {
+        hosts.hostGpus.record(remotes[0].host, gpus);
+        changed = true;
+      } catch (error) {
+        this.log.warn(`${remotes[0].host}: could not record its GPUs: ${(error as Error).message}`);
+      }
+    }
+    for (const remote of remotes) {
+      const key = `${runId} ${remote.host}`;
+      if (this.hostsRecorded.has(key)) continue;
+      this.hostsRecorded.add(key);
+      const transport = this.transportFor(remote.host);
+      try {
+        const report = await readRunHostCache(transport, remote.runDir);
+        if (report) {
+          hosts.hostCaches.record(remote.host, report);
+          changed = true;
+        } else this.hostsRecorded.delete(key); // not written yet (another host's hello came first): the next hello asks again
+      } catch (error) {
+        this.log.warn(`${remote.host}: could not record its Hugging Face cache from ${remote.runDir}/hf-configs.json: ${(error as Error).message}`);
+      } finally {
+        transport.close();
+      }
+    }
+    if (changed) this.estimates.shapesChanged();
   }
 
   private track(active: ActiveRun, uri?: vscode.Uri): void {

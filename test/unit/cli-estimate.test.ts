@@ -99,8 +99,10 @@ describe('wattbench estimate and calibrate', () => {
   it('says clearly when a model is not in the catalog and has no shape', async () => {
     const file = join(dir, 'unknown.wattbench.yaml');
     writeFileSync(file, 'name: u\nserver: { sim: true }\nmodel: { id: acme/mystery-13b }\n');
-    const r = await cli(dir, 'estimate', file);
+    // --offline: the test never reaches for the network; the message says the Hub was not asked.
+    const r = await cli(dir, 'estimate', file, '--offline');
     assert.equal(r.code, 1);
     assert.match(r.err, /cannot estimate: .*acme\/mystery-13b.*give model\.params_b, layers, hidden and heads/s);
+    assert.match(r.err, /the Hugging Face Hub: \S+acme\/mystery-13b\S* \(not asked: (offline|HF_HUB_OFFLINE is set)\)/);
   });
 });

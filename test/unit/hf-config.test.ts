@@ -2,7 +2,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { lookupModel } from '../../src/core/estimate/catalog';
 import { shapeFromHfConfig } from '../../src/core/estimate/hf-config';
+import { parseLenientJson } from '../../src/core/models/lenient-json';
 
 const DIR = join(__dirname, '..', 'fixtures', 'hf');
 type Json = Record<string, unknown>;
@@ -183,5 +185,40 @@ describe('hf-config: bad input', () => {
   it('asks for experts per token when experts are given without it', () => {
     const { num_experts_per_tok: _, ...cfg } = fixture('mistralai--Mixtral-8x7B-v0.1');
     assert.match((shapeFromHfConfig(cfg, 'x') as { message: string }).message, /num_experts_per_tok/);
+  });
+});
+
+describe('Nemotron-H: hybrid_override_pattern and a config.json with Infinity', () => {
+  // The keys that matter of nvidia/NVIDIA-Nemotron-Nano-9B-v2's config.json, as public code quotes them
+  // (NVIDIA's model card: 56 layers, 27 Mamba-2, 25 MLP, 4 attention). The full file is not stored here yet;
+  // its time_step_limit carries the Infinity that Python's json writes and JSON.parse refuses.
+  const PATTERN = 'M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-';
+  const TEXT = `{"architectures": ["NemotronHForCausalLM"], "model_type": "nemotron_h", "hidden_size": 4480, "intermediate_size": 15680,
+    "num_hidden_layers": 56, "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 131072,
+    "hybrid_override_pattern": "${PATTERN}", "mamba_num_heads": 128, "mamba_head_dim": 80, "n_groups": 8, "ssm_state_size": 128,
+    "conv_kernel": 4, "use_conv_bias": true, "mamba_ssm_cache_dtype": "float32", "tie_word_embeddings": false, "torch_dtype": "bfloat16",
+    "time_step_limit": [0.0, Infinity], "note": "Infinity and NaN inside a string stay text"}`;
+
+  it('reads the tolerant JSON, the block counts and the Mamba-2 state', () => {
+    assert.throws(() => JSON.parse(TEXT));
+    const config = parseLenientJson(TEXT) as Json;
+    assert.deepEqual(config.time_step_limit, [0, Infinity]);
+    assert.equal(config.note, 'Infinity and NaN inside a string stay text');
+    const r = shapeFromHfConfig(config, 'nvidia/NVIDIA-Nemotron-Nano-9B-v2');
+    assert.ok(r.ok, r.ok ? '' : r.message);
+    const count = (c: string) => [...PATTERN].filter((x) => x === c).length;
+    assert.deepEqual([count('M'), count('*'), count('-'), PATTERN.length], [27, 4, 25, 56]);
+    // Every block but the attention ones keeps no KV cache.
+    assert.equal(r.shape.stateLayers, 56 - 4);
+    // Per Mamba-2 layer: SSM state heads × head_dim × state in float32, conv state (d_inner + 2·groups·state) × (kernel − 1) in bf16.
+    const perLayer = 128 * 80 * 128 * 4 + (128 * 80 + 2 * 8 * 128) * (4 - 1) * 2;
+    assert.equal(r.shape.stateBytesPerSeq, 27 * perLayer);
+    // arXiv 2508.14444: Nemotron-Nano-9B-v2 has 8.9B parameters.
+    assert.ok(Math.abs(r.shape.paramsB - 8.9) / 8.9 < 0.01, `${r.shape.paramsB} B`);
+    assert.equal(r.shape.kvHeads, 8);
+    // The catalog's entry was computed the same way by hand: the two agree.
+    const catalog = lookupModel('nvidia/NVIDIA-Nemotron-Nano-9B-v2');
+    assert.ok(catalog.ok);
+    assert.deepEqual([catalog.value.stateLayers, catalog.value.stateBytesPerSeq], [r.shape.stateLayers, r.shape.stateBytesPerSeq]);
   });
 });

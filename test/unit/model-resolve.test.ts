@@ -14,6 +14,7 @@ import { loadConfig } from '../../src/core/config';
 import type { ModelSpec } from '../../src/core/config/model';
 import { listModels, lookupModel } from '../../src/core/estimate/catalog';
 import { estimateConfig } from '../../src/core/estimate/config-estimate';
+import { catalogChecks } from '../../src/core/estimate/config-checks';
 import { findCachedConfig, hfHubCacheDir, hfToken, repoFolderName } from '../../src/core/models/hf-cache';
 import { HostCacheStore, parseHostCacheReport, readHostCache, readRunHostCache } from '../../src/core/models/host-cache';
 import { LocalTransport } from '../../src/core/transport/local';
@@ -338,5 +339,55 @@ describe('a host\'s cache as the agent reports it', () => {
     writeFileSync(join(runDir, 'hf-configs.json'), execFileSync('python3', [agentMain, 'hf-configs', '--cache-dir', cacheDir]));
     assert.deepEqual(await readRunHostCache(new LocalTransport(), runDir), report);
     assert.equal(await readRunHostCache(new LocalTransport(), join(home, 'no-run')), undefined);
+  });
+});
+
+describe('the config\'s nested keys over a shape found elsewhere', () => {
+  const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'hf', name);
+  const read = (name: string) => JSON.parse(readFileSync(join(fixture(name), 'config.json'), 'utf8')) as Record<string, Record<string, number> | number>;
+
+  it('MLA and MoE keys override the config.json\'s; what they do not name stays the file\'s', async () => {
+    const c = read('deepseek-ai--DeepSeek-V3') as Record<string, number>;
+    const { options } = setup();
+    const r = await resolveShape(spec('my-org/ds-variant', { config: fixture('deepseek-ai--DeepSeek-V3'), kvLoraRank: c.kv_lora_rank / 2, sharedExperts: c.n_shared_experts + 1 }), options);
+    const { shape } = shapeOk(r);
+    assert.equal(shape.mla?.kvLoraRank, c.kv_lora_rank / 2);
+    assert.equal(shape.mla?.qkRopeHeadDim, c.qk_rope_head_dim);
+    assert.equal(shape.moe?.sharedExperts, c.n_shared_experts + 1);
+    assert.equal(shape.moe?.expertIntermediate, c.moe_intermediate_size);
+    const plain = shapeOk(await resolveShape(spec('my-org/ds-variant', { config: fixture('deepseek-ai--DeepSeek-V3') }), options)).shape;
+    assert.equal(plain.mla?.kvLoraRank, c.kv_lora_rank);
+    assert.equal(plain.moe?.sharedExperts, c.n_shared_experts);
+  });
+
+  it('sliding_window overrides the window and keeps the file\'s count of sliding layers', async () => {
+    const text = (read('google--gemma-3-4b-it').text_config ?? read('google--gemma-3-4b-it')) as Record<string, number>;
+    const { options } = setup();
+    const plain = shapeOk(await resolveShape(spec('my-org/g3', { config: fixture('google--gemma-3-4b-it') }), options)).shape;
+    assert.equal(plain.slidingWindow?.window, text.sliding_window);
+    const given = shapeOk(await resolveShape(spec('my-org/g3', { config: fixture('google--gemma-3-4b-it'), slidingWindow: text.sliding_window * 2 }), options)).shape;
+    assert.deepEqual(given.slidingWindow, { window: text.sliding_window * 2, layers: plain.slidingWindow!.layers });
+  });
+});
+
+describe('catalog checks and the shape chain', () => {
+  const configText = `name: t\ntarget: local\nserver: { sim: true }\nmodel: { id: ${A.id} }\ngpus: { type: H100-SXM-80GB, count: 1 }\n`;
+
+  it('a model the chain found gets no unknown-model diagnostic; one it did not find still warns', async () => {
+    const { options, cacheDir } = setup();
+    cacheSnapshot(cacheDir, A.id, 'r', A.text);
+    const { shape } = shapeOk(await resolveShape({ id: A.id }, options));
+    const found = loadConfig(configText, { extraChecks: (c, p, src) => catalogChecks(c, p, src, (s) => (s.id === A.id ? shape : undefined)) });
+    assert.deepEqual(found.diagnostics.filter((d) => d.code === 'unknown-model'), []);
+    const missed = loadConfig(configText, { extraChecks: (c, p, src) => catalogChecks(c, p, src, () => undefined) });
+    assert.equal(missed.diagnostics.find((d) => d.code === 'unknown-model')?.severity, 'warning');
+  });
+
+  it('without the chain\'s answer, a Hub id is an info (looked up elsewhere), a bare unknown name a warning', () => {
+    const hub = loadConfig(configText, { extraChecks: (c, p, src) => catalogChecks(c, p, src) }).diagnostics.find((d) => d.code === 'unknown-model');
+    assert.equal(hub?.severity, 'info');
+    assert.match(hub!.message, /not in Wattbench's built-in catalog.*looks for its config\.json/);
+    const bare = loadConfig(configText.replace(A.id, 'mystery13b'), { extraChecks: (c, p, src) => catalogChecks(c, p, src) }).diagnostics.find((d) => d.code === 'unknown-model');
+    assert.equal(bare?.severity, 'warning');
   });
 });

@@ -7,21 +7,33 @@ import type { ConfigDiagnostic } from '../config/diagnostics';
 import type { ResolvedConfig, ResolvedPoint } from '../config/model';
 import type { ParsedSource } from '../config/source';
 import { lookupGpu } from './catalog';
-import { gpuFromConfig, modelFromSpec } from './config-estimate';
+import { gpuFromConfig, modelFromSpec, type ResolvedShapes } from './config-estimate';
 import { checkFit } from './memory';
 
-export function catalogChecks(config: ResolvedConfig, points: ResolvedPoint[], source: ParsedSource): ConfigDiagnostic[] {
+/**
+ * `shapes`: what the shape chain (src/core/models/) found for a model the catalog lacks. A model it found gets no
+ * warning; without its answer, a model the chain can still look for (a Hub id, a path, model.config) gets an
+ * info, not a warning: whether it is found is the estimate's to say, with every place it looked.
+ */
+export function catalogChecks(config: ResolvedConfig, points: ResolvedPoint[], source: ParsedSource, shapes?: ResolvedShapes): ConfigDiagnostic[] {
   const out: ConfigDiagnostic[] = [];
-  const warn = (path: (string | number)[], code: string, message: string, fix?: string) => {
+  const warn = (path: (string | number)[], code: string, message: string, fix?: string, severity: ConfigDiagnostic['severity'] = 'warning') => {
     const range = source.rangeOf(path);
-    out.push({ severity: 'warning', code, message, path, range, fix: fix ? { title: `Change to \`${fix}\``, range, newText: source.asReplacement(range, fix) } : undefined });
+    out.push({ severity, code, message, path, range, fix: fix ? { title: `Change to \`${fix}\``, range, newText: source.asReplacement(range, fix) } : undefined });
   };
   if (config.gpus.type) {
     const gpu = lookupGpu(config.gpus.type);
     if (!gpu.ok) warn(['gpus', 'type'], 'unknown-gpu', `${gpu.message} Without a catalog GPU there is no estimate; runs are not affected.`, gpu.candidates.length === 1 ? gpu.candidates[0] : undefined);
   }
-  const model = modelFromSpec(config.model);
-  if (!model.ok) warn(['model', 'id'], 'unknown-model', model.message, model.candidates.length === 1 ? model.candidates[0] : undefined);
+  const direct = modelFromSpec(config.model);
+  const resolved = direct.ok ? undefined : shapes?.(config.model);
+  const model = resolved ? ({ ok: true, value: resolved } as const) : direct;
+  if (!model.ok) {
+    const fix = model.candidates.length === 1 ? model.candidates[0] : undefined;
+    if (shapes || !chainLooksFurther(config.model)) warn(['model', 'id'], 'unknown-model', model.message, fix);
+    else
+      warn(['model', 'id'], 'unknown-model', `${config.model.id} is not in Wattbench's built-in catalog${fix ? ` (did you mean "${fix}"?)` : ''}: the estimate looks for its config.json (model.config, the Hugging Face caches, the Hub). Or give model.params_b, layers, hidden and heads.`, fix, 'info');
+  }
   const gpu = gpuFromConfig(config);
   if (!gpu.ok || !model.ok) return out;
   const spec = gpu.value;
@@ -40,4 +52,9 @@ export function catalogChecks(config: ResolvedConfig, points: ResolvedPoint[], s
     }
   }
   return out;
+}
+
+/** Whether the shape chain has somewhere beyond the catalog to look: model.config, a path, or an org/name Hub id. */
+function chainLooksFurther(spec: ResolvedConfig['model']): boolean {
+  return spec.config !== undefined || /^[\w.-]+\/[\w.-]+$/.test(spec.id) || /^(\/|\.\.?\/|~)/.test(spec.id) || spec.id.endsWith('.json');
 }

@@ -8,6 +8,8 @@ import { idealizedCost, idealizedFromPrior, idealizedRuntime, type IdealizedTabl
 import { predictPoint } from './predict';
 import type { PointRequest, Prediction } from './prediction';
 import type { CalibrationProfile } from './profile';
+import type { GpuInfo } from '../protocol/events';
+import { gpuForHostGpu } from './gpu-device';
 
 /** The GPU assumed when a config names none: estimates still appear, and say what they assumed. */
 export const DEFAULT_GPU = 'H100-SXM-80GB';
@@ -39,8 +41,11 @@ export function modelFromSpec(spec: ModelSpec): Lookup<ModelShape> {
   };
 }
 
-/** The config's attention/MoE detail keys, each overriding the same part of `base` (the catalog's shape). */
-function givenDetail(spec: ModelSpec, base: Partial<ModelShape>): Partial<ModelShape> {
+/**
+ * The config's attention/MoE/sliding detail keys, each overriding the same part of `base` (the catalog's shape, or
+ * one read from a config.json by src/core/models/): what the user wrote always wins.
+ */
+export function givenDetail(spec: ModelSpec, base: Partial<ModelShape>): Partial<ModelShape> {
   const out: Partial<ModelShape> = {};
   if (spec.headDim !== undefined) out.headDim = spec.headDim;
   if (spec.tiedEmbeddings !== undefined) out.tiedEmbeddings = spec.tiedEmbeddings;
@@ -73,8 +78,19 @@ function givenDetail(spec: ModelSpec, base: Partial<ModelShape>): Partial<ModelS
   return out;
 }
 
-export function gpuFromConfig(config: Pick<ResolvedConfig, 'gpus'>): Lookup<GpuSpec> {
+/**
+ * The GPU to estimate on: `gpus.type`; else the GPU the config's host reported (its agent's hello, from Test Host
+ * Connection or a run), from the catalog or estimated from the report; else DEFAULT_GPU.
+ */
+export function gpuFromConfig(config: Pick<ResolvedConfig, 'gpus'>, reported?: GpuInfo): Lookup<GpuSpec> {
+  if (!config.gpus.type && reported) return { ok: true, value: gpuForHostGpu(reported) };
   return lookupGpu(config.gpus.type ?? DEFAULT_GPU);
+}
+
+/** A GPU a host's agent reported, and which host: what a config without `gpus.type` is estimated on. */
+export interface ReportedGpu {
+  host: string;
+  gpu: GpuInfo;
 }
 
 export function pointRequest(config: ResolvedConfig, point: ResolvedPoint, model: ModelShape, gpu: GpuSpec): PointRequest {
@@ -146,15 +162,21 @@ export function estimateConfig(
   profile?: CalibrationProfile,
   shapes?: ResolvedShapes,
   datasets?: DatasetLengths,
+  reported?: ReportedGpu,
 ): ConfigEstimate {
   const assumptions: string[] = [];
   const direct = modelFromSpec(config.model);
   const resolved = direct.ok ? undefined : shapes?.(config.model);
   const model: Lookup<ModelShape> = resolved ? { ok: true, value: resolved } : direct;
   if (!model.ok) return { assumptions, points: [], error: model.message };
-  const gpu = gpuFromConfig(config);
+  const gpu = gpuFromConfig(config, reported?.gpu);
   if (!gpu.ok) return { assumptions, points: [], error: `gpus.type: ${gpu.message}` };
-  if (!config.gpus.type) assumptions.push(`gpus.type not given: assumed ${gpu.value.id}`);
+  if (!config.gpus.type)
+    assumptions.push(
+      reported
+        ? `gpus.type not given: the host ${reported.host} reported ${reported.gpu.name} → ${gpu.value.estimated ? `estimated (not in the catalog; ${gpu.value.source})` : gpu.value.id}`
+        : `gpus.type not given: assumed ${gpu.value.id}`,
+    );
   if (config.server.sim) assumptions.push('simulated server and GPU: the prediction is what the simulation will measure, up to queueing');
   const tables = new Map<number, IdealizedTable>();
   const said = new Set<string>();

@@ -5,7 +5,7 @@
  * counts from the shape rather than trusting a number typed in somewhere.
  */
 import type { Dtype, ModelShape } from './catalog';
-import { countParams, type ArchDetail } from './hf-params';
+import { countParams, type ArchDetail, type HybridBlocks } from './hf-params';
 
 export type HfShapeResult = { ok: true; shape: ModelShape; notes: string[] } | { ok: false; message: string };
 
@@ -139,6 +139,7 @@ function read(top: Json, id: string): HfShapeResult {
   }
   if (attention.sliding) shape.slidingWindow = attention.sliding;
   if (attention.stateLayers) shape.stateLayers = attention.stateLayers;
+  if (attention.mambaStateBytes) shape.stateBytesPerSeq = attention.mambaStateBytes;
   if (attention.linear) {
     shape.stateBytesPerSeq = linearStateBytes(attention.linear, kvBytes(dtype));
     notes.push(`Gated DeltaNet state: ${(shape.stateBytesPerSeq / 2 ** 20).toFixed(1)} MiB per sequence (per layer a ${attention.linear.valueHeads}×${attention.linear.keyHeadDim}×${attention.linear.valueHeadDim} recurrent state and a conv state, in the activation dtype)`);
@@ -156,6 +157,7 @@ function read(top: Json, id: string): HfShapeResult {
     denseIntermediate: moe?.denseIntermediate ?? intermediate ?? 0,
     moeLayers: moe?.moeLayers ?? 0,
     linear: attention.linear,
+    ...(attention.hybrid && { hybrid: attention.hybrid }),
     gatedQuery: modelType === 'qwen3_next',
   };
   const counts = countParams(shape, detail);
@@ -167,7 +169,7 @@ function read(top: Json, id: string): HfShapeResult {
 }
 
 /** Families whose MLP is fc1 → activation → fc2 (two matrices), not the gated SwiGLU/GeGLU three. */
-const NON_GATED_MLP = new Set(['gpt2', 'gpt_neox', 'gptj', 'gpt_bigcode', 'falcon', 'phi', 'starcoder2', 'opt', 'bloom', 'nemotron']);
+const NON_GATED_MLP = new Set(['gpt2', 'gpt_neox', 'gptj', 'gpt_bigcode', 'falcon', 'phi', 'starcoder2', 'opt', 'bloom', 'nemotron', 'nemotron_h']);
 
 function readMla(r: Reader): ModelShape['mla'] | undefined {
   const kvLoraRank = r.int('kv_lora_rank');
@@ -334,6 +336,9 @@ interface AttentionLayout {
   sliding?: { window: number; layers: number };
   stateLayers?: number;
   linear?: ArchDetail['linear'];
+  hybrid?: HybridBlocks;
+  /** Mamba-2 state per sequence (SSM state and conv state), bytes. */
+  mambaStateBytes?: number;
 }
 
 /** Sliding-window, full, and linear/state-space layers: from layer_types where given, else each family's rule. */
@@ -344,6 +349,27 @@ function readAttentionLayout(r: Reader, layers: number, modelType: string, notes
   const maxPos = r.int('max_position_embeddings');
   let stateLayers = 0;
   let slidingLayers = 0;
+  const pattern = r.str('hybrid_override_pattern');
+  if (pattern !== undefined && pattern.length === layers && /^[M*\-E]+$/.test(pattern)) {
+    // Nemotron-H: one mixer per block. Only the attention blocks keep a growing KV cache.
+    const count = (c: string) => [...pattern].filter((x) => x === c).length;
+    const heads = r.need(['mamba_num_heads'], 'Mamba-2 heads');
+    const headDim = r.need(['mamba_head_dim'], 'Mamba-2 head width');
+    const state = r.need(['ssm_state_size'], 'Mamba-2 state size');
+    const groups = r.int('n_groups', 'mamba_n_groups') ?? 1;
+    const convKernel = r.int('conv_kernel') ?? 4;
+    out.hybrid = { mamba: count('M'), attention: count('*'), mlp: count('-'), moe: count('E'), mamba2: { heads, headDim, state, groups, convKernel, convBias: r.bool('use_conv_bias') ?? true } };
+    out.stateLayers = layers - out.hybrid.attention;
+    // vLLM keeps the SSM state in mamba_ssm_cache_dtype (float32 where the config asks), the conv state in the activation dtype.
+    const ssmFp32 = r.str('mamba_ssm_cache_dtype') === 'float32';
+    const perLayer = heads * headDim * state * (ssmFp32 ? 4 : 2) + (heads * headDim + 2 * groups * state) * (convKernel - 1) * 2;
+    out.mambaStateBytes = out.hybrid.mamba * perLayer;
+    notes.push(
+      `hybrid_override_pattern: ${out.hybrid.mamba} Mamba-2, ${out.hybrid.attention} attention, ${out.hybrid.mlp} MLP, ${out.hybrid.moe} MoE blocks; ` +
+        `Mamba-2 state ${(out.mambaStateBytes / 2 ** 20).toFixed(1)} MiB per sequence (SSM state in ${ssmFp32 ? 'float32' : 'the activation dtype'})`,
+    );
+    return out;
+  }
   if (types && types.length === layers) {
     slidingLayers = types.filter((t) => t === 'sliding_attention' || t === 'chunked_attention').length;
     stateLayers = types.filter((t) => /linear|mamba|ssm|conv|recurrent/.test(t)).length;

@@ -25,6 +25,17 @@ export interface ArchDetail {
   linear?: { layers: number; keyDim: number; valueDim: number; valueHeads: number; keyHeadDim: number; valueHeadDim: number; convKernel: number };
   /** Qwen3-Next's full attention projects a sigmoid output gate with the query (q_proj twice as wide). */
   gatedQuery: boolean;
+  /** Nemotron-H: each decoder block is one mixer (hybrid_override_pattern), Mamba-2, attention, MLP or MoE, with one norm. */
+  hybrid?: HybridBlocks;
+}
+
+/** The blocks of hybrid_override_pattern (M Mamba-2, * attention, - MLP, E MoE) and the Mamba-2 mixer's widths. */
+export interface HybridBlocks {
+  mamba: number;
+  attention: number;
+  mlp: number;
+  moe: number;
+  mamba2: { heads: number; headDim: number; state: number; groups: number; convKernel: number; convBias: boolean };
 }
 
 export interface ParamCounts {
@@ -39,6 +50,7 @@ const ROUTER_BIAS = new Set(['gpt_oss', 'deepseek_v3', 'kimi_k2']);
 const SHARED_EXPERT_GATE = new Set(['qwen2_moe', 'qwen3_next']);
 
 export function countParams(m: ModelShape, d: ArchDetail): ParamCounts {
+  if (d.hybrid) return hybridParams(m, d, d.hybrid);
   const h = m.hidden;
   const hd = m.headDim ?? h / m.heads;
   const linearLayers = d.linear?.layers ?? 0;
@@ -95,4 +107,32 @@ function mlaParams(m: ModelShape): number {
 function gatedDeltaNet(h: number, l: NonNullable<ArchDetail['linear']>): number {
   const convDim = 2 * l.keyDim + l.valueDim;
   return h * (2 * l.keyDim + 2 * l.valueDim) + h * 2 * l.valueHeads + convDim * l.convKernel + 2 * l.valueHeads + l.valueHeadDim + l.valueDim * h;
+}
+
+/**
+ * Nemotron-H (transformers' NemotronHForCausalLM): per block one RMSNorm and one mixer. Mamba-2: in_proj to
+ * z, x, B, C and dt (2·d_inner + 2·groups·state + heads), the depthwise conv over x, B, C, dt_bias, A_log, D, the
+ * gated norm over d_inner, out_proj. MLP: up and down (relu², not gated). MoE blocks as the MoE count above.
+ */
+function hybridParams(m: ModelShape, d: ArchDetail, b: HybridBlocks): ParamCounts {
+  const h = m.hidden;
+  const { heads, headDim, state, groups, convKernel, convBias } = b.mamba2;
+  const inner = heads * headDim;
+  const convDim = inner + 2 * groups * state;
+  const mamba = h * (2 * inner + 2 * groups * state + heads) + convDim * convKernel + (convBias ? convDim : 0) + 3 * heads + inner + inner * h;
+  const attention = standardAttention(m, d, m.headDim ?? h / m.heads);
+  const mlp = (width: number) => (d.gatedMlp ? 3 : 2) * h * width + (d.mlpBias ? (d.gatedMlp ? 2 : 1) * width + h : 0);
+  let expertTotal = 0;
+  let expertActive = 0;
+  if (b.moe > 0 && m.experts && m.expertsPerToken) {
+    const expert = mlp(m.moe?.expertIntermediate ?? m.intermediate ?? 0);
+    const router = h * m.experts + m.experts;
+    const shared = m.moe?.sharedExpertIntermediate ? mlp(m.moe.sharedExpertIntermediate) : 0;
+    expertTotal = b.moe * (router + shared + m.experts * expert);
+    expertActive = b.moe * (router + shared + m.expertsPerToken * expert);
+  }
+  const embedding = (m.vocab ?? 0) * h;
+  const head = m.tiedEmbeddings === false ? embedding : 0;
+  const shared = b.mamba * mamba + b.attention * attention + b.mlp * mlp(d.denseIntermediate) + (m.layers + 1) * h + embedding + head;
+  return { total: shared + expertTotal, active: shared + expertActive };
 }

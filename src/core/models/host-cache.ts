@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
+import { parseLenientJson } from './lenient-json';
 
 /** One model the host has, as `hf-configs` prints it (docs/protocol.md). */
 export interface HostModel {
@@ -36,7 +37,8 @@ interface HostCacheFile {
 /** Parses the one JSON line `hf-configs` prints; throws with what was wrong. */
 export function parseHostCacheReport(stdout: string): HostCacheReport {
   const line = stdout.trim().split('\n').pop() ?? '';
-  const parsed = JSON.parse(line) as Partial<HostCacheReport>;
+  // The agent's json.dumps writes Infinity where a config.json has it.
+  const parsed = parseLenientJson(line) as Partial<HostCacheReport>;
   if (typeof parsed.cache_dir !== 'string' || !Array.isArray(parsed.models)) throw new Error(`hf-configs printed no model list: ${line.slice(0, 200)}`);
   const models = parsed.models.filter((m): m is HostModel => typeof m?.id === 'string' && typeof m.revision === 'string' && typeof m.path === 'string');
   return { cache_dir: parsed.cache_dir, models };

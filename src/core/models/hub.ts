@@ -4,6 +4,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { parseLenientJson } from './lenient-json';
 
 export type HubAnswer =
   | { kind: 'ok'; url: string; config: unknown }
@@ -55,7 +56,7 @@ export async function fetchHubConfig(id: string, request: HubRequest): Promise<H
     const detail = said ? ` (${said})` : '';
     if (status === 200) {
       try {
-        return { kind: 'ok', url, config: JSON.parse(body) };
+        return { kind: 'ok', url, config: parseLenientJson(body) };
       } catch (error) {
         return { kind: 'error', url, message: `the Hub's config.json is not JSON: ${(error as Error).message}` };
       }

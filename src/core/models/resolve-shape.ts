@@ -9,12 +9,13 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ModelSpec } from '../config/model';
 import { lookupModel, type ModelShape } from '../estimate/catalog';
-import { modelFromSpec } from '../estimate/config-estimate';
+import { givenDetail, modelFromSpec } from '../estimate/config-estimate';
 import { shapeFromHfConfig } from '../estimate/hf-config';
 import { type Env, findCachedConfig, hfHubCacheDir, hfToken, hubEndpoint, hubOffline, isRepoId, repoFolderName } from './hf-cache';
 import { fetchHubConfig, hubConfigUrl, type HubAnswer } from './hub';
 import { hubCacheFile, readHubCache, writeHubCache } from './hub-cache';
 import type { RecordedHostCache } from './host-cache';
+import { parseLenientJson } from './lenient-json';
 
 export type ProvenanceKind = 'config' | 'catalog' | 'local' | 'host-cache' | 'hub' | 'hub-cache';
 
@@ -175,8 +176,8 @@ function gatedMessage(id: string, answer: Extract<HubAnswer, { kind: 'gated' }>,
 }
 
 /**
- * The config's own keys over a shape found elsewhere: what the user wrote always wins. The flat keys only: the
- * nested detail (MLA, MoE, sliding window) comes from the file (config-estimate's givenDetail is not exported).
+ * The config's own keys over a shape found elsewhere: what the user wrote always wins, the flat keys and the nested
+ * detail (MLA, MoE, sliding window: givenDetail, as over a catalog shape).
  */
 const FLAT_KEYS = ['paramsB', 'layers', 'hidden', 'heads', 'kvHeads', 'intermediate', 'vocab', 'dtype', 'experts', 'expertsPerToken', 'activeParamsB', 'headDim'] as const;
 
@@ -184,7 +185,8 @@ function withGivenKeys(shape: ModelShape, spec: ModelSpec): ModelShape {
   const out: Record<string, unknown> = { ...shape };
   const given = spec as unknown as Record<string, unknown>;
   for (const key of FLAT_KEYS) if (given[key] !== undefined) out[key] = given[key];
-  return out as unknown as ModelShape;
+  const flat = out as unknown as ModelShape;
+  return { ...flat, ...givenDetail(spec, flat) };
 }
 
 function expand(path: string, baseDir: string | undefined, home: string): string {
@@ -212,7 +214,7 @@ function localConfigFile(path: string, baseDir: string | undefined, home: string
 
 function readJson(path: string): { ok: true; value: unknown } | { ok: false; message: string } {
   try {
-    return { ok: true, value: JSON.parse(readFileSync(path, 'utf8')) };
+    return { ok: true, value: parseLenientJson(readFileSync(path, 'utf8')) };
   } catch (error) {
     return { ok: false, message: `cannot read ${path}: ${(error as Error).message}` };
   }
