@@ -38,9 +38,13 @@ HEAD_LIMIT = 65536  # a status line and headers longer than this are no HTTP ans
 # The fields the job itself sets; server.request_fields (an engine preset) cannot replace them.
 OWN_BODY_FIELDS = ("model", "prompt", "messages", "max_tokens", "temperature", "top_p", "stream")
 
+# ... and those it sets in a TGI native request's `parameters` (`api: generate`).
+GENERATE_OWN_PARAMETERS = ("max_new_tokens", "details", "temperature", "top_p", "do_sample")
+
 
 class Endpoint:
-    """An OpenAI-compatible server: where to send, which API, and `request_fields` (the job's
+    """An inference server: where to send, which API (`completions`, `chat`: the OpenAI routes under
+    base_url; `generate`: TGI's native `/generate_stream`), and `request_fields` (the job's
     server.request_fields, merged into every body; None: the workload's ignore_eos decides)."""
 
     def __init__(self, base_url: str, api: str, model: str,
@@ -67,6 +71,10 @@ class Endpoint:
 
     @property
     def generate_path(self) -> str:
+        if self.api == "generate":
+            # TGI's native route is on the server's root, beside (not under) the OpenAI route's /v1
+            root = self.base_path[:-3] if self.base_path.endswith("/v1") else self.base_path
+            return root + "/generate_stream"
         return self.base_path + ("/chat/completions" if self.api == "chat" else "/completions")
 
     def probe(self) -> Tuple[bool, str]:
@@ -91,6 +99,8 @@ class Endpoint:
     def request_body(self, spec: RequestSpec, workload: WorkloadConfig) -> Dict[str, Any]:
         """The JSON body: server.request_fields first, then the job's own fields over them;
         stream_options is the union of both, always with include_usage."""
+        if self.api == "generate":
+            return self._generate_body(spec, workload)
         preset = self.request_fields or {}
         body = {key: value for key, value in preset.items() if key not in OWN_BODY_FIELDS}  # type: Dict[str, Any]
         options = preset.get("stream_options")
@@ -105,6 +115,22 @@ class Endpoint:
         if self.request_fields is None and workload.ignore_eos:
             body["ignore_eos"] = True  # a vLLM/SGLang extension; only sent when asked for
         return body
+
+    def _generate_body(self, spec: RequestSpec, workload: WorkloadConfig) -> Dict[str, Any]:
+        """TGI `POST /generate_stream`: `{"inputs", "parameters"}`, server.request_fields going into
+        `parameters`. TGI's validation rejects `temperature` <= 0 and `top_p` outside (0, 1), and any
+        temperature given turns sampling on: greedy (temperature 0) is sent as no temperature, top_p 1 as
+        none. `details: true` puts finish_reason and generated_tokens on the last event. Nothing on this
+        route generates past the end of sequence, so ignore_eos is never sent."""
+        preset = self.request_fields or {}
+        parameters = {key: value for key, value in preset.items()
+                      if key not in GENERATE_OWN_PARAMETERS}  # type: Dict[str, Any]
+        parameters.update(max_new_tokens=spec.max_tokens, details=True)
+        if workload.temperature > 0:
+            parameters["temperature"] = workload.temperature
+        if workload.top_p is not None and 0 < workload.top_p < 1:
+            parameters["top_p"] = workload.top_p
+        return {"inputs": spec.prompt, "parameters": parameters}
 
     def request_bytes(self, body: Dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
@@ -261,11 +287,12 @@ class StreamProtocol(asyncio.Protocol):
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        feed = self.parser.feed
+        parser = self.parser
+        feed = parser.feed
         for lines, t in pending:
             for line in lines:
                 feed(line, t)
-                if self.parser.finished:
+                if parser.saw_done or parser.error is not None:  # parser.finished, without a property call
                     self._finish()
                     return
 
@@ -394,8 +421,9 @@ class StreamProtocol(asyncio.Protocol):
         if not lines[-1].endswith(b"\n"):  # no line end yet, or a CR that may be the first half of a CRLF
             self._partial = lines.pop()
         if lines:
+            if not self._pending:  # not yet waiting for this loop pass's parse: ask for it once
+                self.feeder.want(self)
             self._pending.append((lines, t))
-            self.feeder.want(self)
 
 
 class Tracker:

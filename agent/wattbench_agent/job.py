@@ -327,7 +327,7 @@ def _parse_server(fields: Optional[_Fields]) -> Optional[ServerConfig]:
         sim=sim,
         command=command,
         base_url=base_url,
-        api=fields.string("api", "completions", choices=("completions", "chat")),
+        api=fields.string("api", "completions", choices=("completions", "chat", "generate")),
         model=fields.string("model", "sim-model" if sim else _MISSING),
         ready_timeout_s=fields.number("ready_timeout_s", 600.0, above=0),
         env={str(k): str(v) for k, v in env.items()},

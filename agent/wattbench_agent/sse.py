@@ -31,6 +31,8 @@ def engine_message(payload: Any) -> str:
     return one_line(json.dumps(payload))
 
 
+_decode = json.JSONDecoder().decode  # json.loads(str) without its per-call argument checks
+
 FAILED_FINISH_REASONS = ("abort", "error")  # vLLM: an aborted or failed request; SGLang: {"type": "abort"}
 
 
@@ -80,6 +82,20 @@ class StreamParser:
     def feed(self, raw: bytes, t: Optional[float] = None) -> None:
         """One line of the body, with its line end; `t`: when it was read (time.monotonic(); None: now)."""
         self._now = time.monotonic() if t is None else t
+        # The two lines of nearly every event first, without the general path's decode and split: a blank
+        # line (an event's end, most events being handled at their data line already) and a data line.
+        if raw == b"\n" or raw == b"\r\n" or raw == b"\r":
+            if self._data or self._event:
+                self._dispatch()
+            return
+        if raw.startswith(b"data:"):
+            value = raw[5:].decode("utf-8", "replace").rstrip("\r\n")  # "data:" is ASCII: decoded alike
+            if value.startswith(" "):
+                value = value[1:]
+            self._data.append(value)
+            if len(self._data) == 1:
+                self._try_early(value)
+            return
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
             self._dispatch()
@@ -158,6 +174,14 @@ class StreamParser:
 
     def _try_early(self, value: str) -> None:
         """Handle a first data line at once when it is complete on its own, for its arrival time."""
+        if value.startswith("{"):  # a JSON object (what engines send): cannot be [DONE]
+            try:
+                payload = _decode(value)
+            except ValueError:
+                return
+            self._data = []
+            self._handle(payload, value, self._event)
+            return
         if value.strip() == "[DONE]":
             self._data = []
             self._done()
@@ -209,19 +233,21 @@ class StreamParser:
             if len(self.ignored) < 3:
                 self.ignored.append(one_line(text, 60))
             return
-        if payload.get("error"):
+        get = payload.get
+        if get("error"):
             if self.error is None:
                 self.error = "server error: %s" % engine_message(payload)
             return
-        if isinstance(payload.get("token"), dict):
+        if isinstance(get("token"), dict):
             self._handle_tgi_native(payload)
             return
-        usage = payload.get("usage")
+        usage = get("usage")
         usage = usage if isinstance(usage, dict) else {}
         if usage:
             self.usage = usage
         arrived = False
-        for choice in payload.get("choices") or []:
+        choices = get("choices")
+        for choice in choices or []:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta")
@@ -232,10 +258,10 @@ class StreamParser:
             finish = choice.get("finish_reason")
             if finish:
                 self._finish(finish)
-        timings = payload.get("timings")
+        timings = get("timings")
         # which counter says how many tokens this chunk carried: usage on every chunk (continuous usage
         # stats) or llama.cpp's timings; a usage report only at the end counts for no chunk
-        tokens = self._new_tokens("usage", usage.get("completion_tokens")) if payload.get("choices") else None
+        tokens = self._new_tokens("usage", usage.get("completion_tokens")) if choices and usage else None
         if tokens is None and isinstance(timings, dict):
             tokens = self._new_tokens("timings", timings.get("predicted_n"))
         if arrived:

@@ -3,7 +3,6 @@
 test reads from the transcript on its own: which event first carries output, the gaps between events, the
 tokens each event carried where the engine counts them, the usage report, how the stream ends."""
 
-import inspect
 import json
 import unittest
 from dataclasses import dataclass, field
@@ -154,8 +153,6 @@ def workload() -> WorkloadConfig:
 
 
 SLACK_S = 0.25  # loopback on a shared 2-core machine: how much later than its scheduled time a chunk may land
-# whether the request path sums a stream up with StreamParser.result() (per-token ITL, TGI's native count)
-LOAD_USES_RESULT = "parser.result(" in inspect.getsource(inspect.getmodule(load.stream_request))
 
 
 class CorpusSanityTest(unittest.TestCase):
@@ -226,7 +223,9 @@ class CorpusThroughLoadTest(unittest.TestCase):
             with self.subTest(transcript=name):
                 server = ReplayServer(t)
                 try:
-                    api = "completions" if "/v1/completions" in t.header["endpoint"] else "chat"
+                    endpoint = t.header["endpoint"]
+                    api = ("generate" if "/generate_stream" in endpoint
+                           else "completions" if "/v1/completions" in endpoint else "chat")
                     result = load.stream_request(Endpoint(server.base_url, api, "m"), RequestSpec("hi", 1, 16),
                                                  workload(), lambda sock: None)
                 finally:
@@ -248,10 +247,6 @@ class CorpusThroughLoadTest(unittest.TestCase):
             # never before the chunk was sent; not as late as the chunk after it
             self.assertGreaterEqual(result["ttft_s"], expected.ttft - 0.002, result)
             self.assertLess(result["ttft_s"], expected.ttft + SLACK_S, result)
-        if not LOAD_USES_RESULT and (expected.native_count or any(k != 1 for _, k in expected.arrivals)):
-            # load.py still counts one gap per chunk and reads only `usage` (see the report): what only
-            # StreamParser.result() gives is checked through the parser above
-            return
         self.assertEqual(result["output_tokens"], expected.output_tokens, result)
         self.assertEqual(result["tokens_from"], "usage" if expected.usage_tokens is not None else "chunks")
         self.assertEqual(len(result["itl_s"]), len(expected.itl), result)

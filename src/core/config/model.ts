@@ -56,7 +56,7 @@ export interface ResolvedServer {
   sim: boolean;
   command?: string;
   baseUrl: string;
-  api: 'completions' | 'chat';
+  api: 'completions' | 'chat' | 'generate';
   servedModel: string;
   /** An engine preset's name (`src/core/config/engines.ts`): what calibration is keyed on. */
   engine: string;

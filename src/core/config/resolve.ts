@@ -153,7 +153,7 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
   if (server.sim && telemetrySource !== 'sim')
     warn(['telemetry', 'source'], 'sim-needs-sim-telemetry', 'The simulated server has no real GPU behind it: use `telemetry.source: sim` (or remove the key).', 'error');
 
-  const engine = resolveEngine(server, workload.ignoreEos, warn);
+  const engine = resolveEngine(server, workload.ignoreEos, workload.tool, warn);
 
   const cost: CostSettings = {
     ...DEFAULT_COST,
@@ -209,7 +209,7 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
 type Warn = (path: ConfigPath, code: string, message: string, severity?: 'error' | 'warning' | 'info') => void;
 
 /** The engine preset (named, else guessed) and what it puts into the job; its problems as diagnostics. */
-function resolveEngine(server: NonNullable<ConfigInput['server']>, ignoreEos: boolean, warn: Warn) {
+function resolveEngine(server: NonNullable<ConfigInput['server']>, ignoreEos: boolean, tool: string | undefined, warn: Warn) {
   const baseUrl = server.base_url ?? DEFAULT_BASE_URL;
   let preset = server.sim ? ENGINE_PRESETS.sim : ENGINE_PRESETS[guessEngine(server.command, server.base_url)];
   if (server.engine !== undefined) {
@@ -223,7 +223,13 @@ function resolveEngine(server: NonNullable<ConfigInput['server']>, ignoreEos: bo
   const plan = planEngine(preset, { baseUrl, command: server.command, sim: server.sim ?? false }, ignoreEos);
   const at = server.engine !== undefined ? ['server', 'engine'] : server.command !== undefined ? ['server', 'command'] : ['server'];
   for (const note of plan.notes) warn(at, note.code, note.message, note.severity);
-  if (!server.sim && server.base_url !== undefined && missesV1(preset, server.base_url))
+  if (server.api === 'generate') {
+    // TGI's native route: the simulated server, the benchmark tools and other engines speak only the OpenAI routes
+    if (server.sim) warn(['server', 'api'], 'api-generate-sim', '`server.api: generate` is TGI\'s native /generate_stream: the simulated server serves only the OpenAI routes (completions, chat).', 'error');
+    else if (preset.name !== 'tgi' && preset.name !== 'generic')
+      warn(['server', 'api'], 'api-generate-not-tgi', `\`server.api: generate\` is TGI's native /generate_stream, which ${preset.label} does not serve: use completions or chat.`, 'error');
+    if (tool) warn(['server', 'api'], 'api-generate-tool', '`workload.tool` drives the OpenAI routes (completions, chat): it cannot run against `server.api: generate`.', 'error');
+  } else if (!server.sim && server.base_url !== undefined && missesV1(preset, server.base_url))
     warn(['server', 'base_url'], 'base-url-no-v1', `${preset.label} serves the OpenAI API under /v1: \`${server.base_url}\` would send requests to its native routes (${server.base_url.replace(/\/+$/, '')}/completions). Use \`${server.base_url.replace(/\/+$/, '')}/v1\`.`);
   return plan;
 }

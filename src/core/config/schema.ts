@@ -107,7 +107,9 @@ export const Server = Type.Object(
       Type.String({ pattern: '^https?://', description: 'OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.' }),
     ),
     api: Type.Optional(
-      Type.Union([Type.Literal('completions'), Type.Literal('chat')], { description: 'Endpoint: /completions or /chat/completions.' }),
+      Type.Union([Type.Literal('completions'), Type.Literal('chat'), Type.Literal('generate')], {
+        description: "Endpoint: /completions or /chat/completions under base_url, or `generate`: TGI's native /generate_stream on the server's root (its `details` give the generated token count).",
+      }),
     ),
     served_model: Type.Optional(Type.String({ description: 'Model name sent in requests (default: model.id).' })),
     engine: Type.Optional(
