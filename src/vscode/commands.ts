@@ -13,7 +13,7 @@ import { newConfigCommand } from './new-config';
 import { exportCsv, LivePanel, ResultPanel } from './panels';
 import type { RunManager } from './run-manager';
 import { RunNode } from './runs-tree';
-import { recommendCommand } from './recommend';
+import { recommendCommand, registerRecommendationDocuments } from './recommend';
 import { SECTION } from './settings';
 import { isConfigDocument } from './config-files';
 
@@ -98,6 +98,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
   const { manager, extensionUri } = ctx;
   const command = (id: string, handler: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, handler);
   return [
+    registerRecommendationDocuments(),
     command('wattbench.newConfig', newConfigCommand),
     command('wattbench.run', async (uri?: vscode.Uri) => {
       const fromPalette = !(uri instanceof vscode.Uri);
