@@ -128,7 +128,9 @@ export function predictPointUsing(req: PointRequest, opts: PredictOptions): Pred
 
   const entry = opts.calibration ? undefined : findCalibration(opts.profile, gpu.id, model.id, req.engine);
   const contextPerSeq = req.contextPerSeq ?? p + o / 2;
-  const kvCapacity = Math.max(1, kvCapacitySequences(model, gpu, n, contextPerSeq));
+  // Room is taken by what sequences hold over their lives, p + o/2 on average: at the limit a paged engine
+  // preempts the longest and packs by actual use, so the length-biased running context does not bound it.
+  const kvCapacity = Math.max(1, kvCapacitySequences(model, gpu, n, p + o / 2));
   const slots: BatchSlots = { kv: kvCapacity, engine: req.maxBatch === undefined ? Infinity : Math.floor(req.maxBatch) };
   const topology: Topology = { gpusPerNode: req.gpusPerNode, interNodeGBs: req.interNodeGBs };
   const calibration = opts.calibration ?? entry?.params;
