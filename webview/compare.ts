@@ -1,6 +1,6 @@
 // Several runs in one result view (Compare Runs): how each run is named, on the charts and on every table row.
 import type { ResultRun } from '../src/core/protocol/webview';
-import { esc } from './dom';
+import { esc } from './html';
 
 /**
  * How the view names each of `runs`: one run by its title; several by title and start, the name that

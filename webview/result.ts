@@ -5,11 +5,14 @@ import type { HostToResult, ResultRun } from '../src/core/protocol/webview';
 import { canvas, chartCard, color, lineChart, scatterChart, sloMarkers } from './charts';
 import { anySlo, runNames } from './compare';
 import { app, esc, fmt, tableCard, vscode } from './dom';
+import { powerSeries } from './power';
 import { idealizedRows, perGpuRows, predictionRows, sloRows, summaryRows } from './tables';
 
 const IDEALIZED =
   "Idealized runtime (HELM: T = α + β·(o − 1), fitted to each point's requests; " +
   'denoised: to the fastest of repeated requests, plus an overhead)';
+
+const SLO_TITLE = 'Against the SLO (goodput: requests meeting every objective)';
 
 export class ResultView {
   private charts = new Map<string, Chart>();
@@ -29,25 +32,23 @@ export class ResultView {
     // Each chart's canvas is r-<key>; the key names it in this.charts, for its PNG button.
     const card = (title: string, png: string, key: string) =>
       chartCard(title, png, `r-${key}`, () => this.charts.get(key));
-    /** A table's rows for every run, each row naming its run in a comparison. */
-    const rows = (of: (r: ResultRun, run?: string) => string) => runs.map((r) => of(r, row(r))).join('');
     const error = message.calibrationError;
     const calibration =
       error !== undefined && error !== null ? ` (calibration leave-one-out error ${fmt(error * 100, 2)}%)` : '';
     app.innerHTML = `
       <h1>${runs.map((r) => heading(r, name(r))).join(' &nbsp;vs&nbsp; ')}</h1>
       ${runs.map((r) => runLine(r)).join('')}
-      ${runs.map((r) => perGpuRows(r)).join('')}
-      ${tableCard('Summary per point', 'summary-table', rows(summaryRows))}
-      ${slo ? tableCard('Against the SLO (goodput: requests meeting every objective)', 'slo-table', rows(sloRows)) : ''}
+      ${perGpuRows(runs, row)}
+      ${tableCard('Summary per point', 'summary-table', summaryRows(runs, row))}
+      ${slo ? tableCard(SLO_TITLE, 'slo-table', sloRows(runs, row)) : ''}
       <div class="grid">
         ${card('Power timeline (W, all GPUs)', 'power-timeline', 'power')}
         ${card(`Pareto: J/token against throughput${sloLegend}`, 'pareto-throughput', 'pareto')}
         ${card('Pareto: J/token against latency (p50, p99)', 'pareto-latency', 'pareto-lat')}
         ${card('Throughput and latency per point', 'throughput-latency', 'tput')}
       </div>
-      ${tableCard(`Predicted against measured${calibration}`, 'prediction-table', rows(predictionRows))}
-      ${tableCard(IDEALIZED, 'idealized-table', rows(idealizedRows))}
+      ${tableCard(`Predicted against measured${calibration}`, 'prediction-table', predictionRows(runs, row))}
+      ${tableCard(IDEALIZED, 'idealized-table', idealizedRows(runs, row))}
       ${notes(runs)}`;
     for (const b of app.querySelectorAll<HTMLElement>('[data-csv]')) {
       b.addEventListener('click', () => vscode.postMessage({ type: 'exportCsv', runId: b.dataset.csv! }));
@@ -57,7 +58,7 @@ export class ResultView {
     this.draw(
       'power',
       power,
-      runs.map((r, i) => ({ label: name(r), data: r.power.map((p) => ({ x: p.t, y: p.w })), borderColor: color(i) })),
+      runs.map((r, i) => ({ ...powerSeries(r, name(r)), borderColor: color(i) })),
     );
 
     const pareto = scatterChart(canvas('r-pareto'), 'output tokens/s', 'J per output token');
@@ -136,11 +137,9 @@ function runLine(r: ResultRun): string {
   const measured = isImported(r)
     ? ` · ${esc(s.telemetry.source)} · ${energy}`
     : ` · energy from the ${esc(method)} · ${sampling}`;
-  return (
-    `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${slurm(r)}${measured}
+  return `<div class="muted">${esc(r.runId)} on ${esc(r.target)}${slurm(r)}${measured}
         ${r.error ? `<div class="error">${esc(r.error)}</div>` : ''}${errors}
-        <vscode-button secondary data-csv="${esc(r.runId)}" style="margin-left: 8px">Export CSV</vscode-button></div>`
-  );
+        <vscode-button secondary data-csv="${esc(r.runId)}" style="margin-left: 8px">Export CSV</vscode-button></div>`;
 }
 
 /** The Slurm job a run was, its state, wait in the queue and nodes. */

@@ -1,20 +1,35 @@
-// The result view's tables, one row per point (per run and point in a comparison).
+// The result view's tables, one row per point (per run and point in a comparison). Pure: a unit test renders them.
 import type { PointSummary } from '../src/core/protocol/summary';
 import type { ResultRun } from '../src/core/protocol/webview';
-import { runCell, runHead } from './compare';
-import { fmt, tds, ths } from './dom';
+import { runCell, runHead, type RunNames } from './compare';
+import { fmt, tds, ths } from './html';
 
 /** A column: its heading and its cell for one row, both HTML. */
 type Column<T> = [heading: string, cell: (row: T) => string | number];
 
-/** The heading row and one row per item; `run` (in a comparison) adds a first column naming the run. */
-function table<T>(columns: Column<T>[], items: T[], run?: string): string {
+/** One run's rows of a table; `run` names it in a comparison (undefined for a single run). */
+type Group<T> = { run?: string; items: T[] };
+
+/**
+ * One heading row, then every group's rows; in a comparison a first column names the run. A group with
+ * no items gets one row saying `empty` (e.g. "no SLO"), so a run is never silently missing from a table.
+ */
+function table<T>(columns: Column<T>[], groups: Group<T>[], empty = '–'): string {
+  const run = groups.some((g) => g.run !== undefined) ? '' : undefined;
   const head = `<tr>${runHead(run)}${ths(columns.map(([heading]) => heading))}</tr>`;
-  return head + items.map((item) => `<tr>${runCell(run)}${tds(columns.map(([, cell]) => cell(item)))}</tr>`).join('');
+  const rows = groups.flatMap(({ run, items }) =>
+    items.length
+      ? items.map((item) => `<tr>${runCell(run)}${tds(columns.map(([, cell]) => cell(item)))}</tr>`)
+      : [`<tr>${runCell(run)}<td class="muted" colspan="${columns.length}">${empty}</td></tr>`],
+  );
+  return head + rows.join('');
 }
 
 type PointOf = { r: ResultRun; p: PointSummary };
 const pointsOf = (r: ResultRun): PointOf[] => r.summary.points.map((p) => ({ r, p }));
+/** Each run's points as a group, named by `row` (Compare) or not (one run). */
+const groups = (runs: ResultRun[], row: RunNames['row'], keep = (_: PointOf) => true): Group<PointOf>[] =>
+  runs.map((r) => ({ run: row(r), items: pointsOf(r).filter(keep) }));
 const label = ({ r, p }: PointOf) => r.labels[p.point] ?? p.point;
 
 const SUMMARY: Column<PointOf>[] = [
@@ -45,14 +60,16 @@ const SUMMARY: Column<PointOf>[] = [
   ['cap W', ({ p }) => fmt(p.power_cap_w)],
 ];
 
-export const summaryRows = (r: ResultRun, run?: string) => table(SUMMARY, pointsOf(r), run);
+export const summaryRows = (runs: ResultRun[], row: RunNames['row']) => table(SUMMARY, groups(runs, row));
 
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? '–' : fmt(s * 1000));
 /** One objective's cell: the percentile's value against the limit (ms), and the share meeting it. */
-const objective = (metric: 'ttft' | 'itl' | 'tpot' | 'e2e') => ({ p }: PointOf) => {
-  const o = p.slo?.per_objective[metric];
-  return o ? `${ms(o.value_s)} / ${ms(o.limit_s)} · ${fmt(o.attainment * 100)}%${o.met ? '' : ' ✗'}` : '–';
-};
+const objective =
+  (metric: 'ttft' | 'itl' | 'tpot' | 'e2e') =>
+  ({ p }: PointOf) => {
+    const o = p.slo?.per_objective[metric];
+    return o ? `${ms(o.value_s)} / ${ms(o.limit_s)} · ${fmt(o.attainment * 100)}%${o.met ? '' : ' ✗'}` : '–';
+  };
 
 const SLO: Column<PointOf>[] = [
   ['point', label],
@@ -70,9 +87,13 @@ const SLO: Column<PointOf>[] = [
   ['e2e ms', objective('e2e')],
 ];
 
-/** Points judged against an SLO: attainment, goodput and energy per SLO-meeting token. */
-export const sloRows = (r: ResultRun, run?: string) =>
-  table(SLO, pointsOf(r).filter(({ p }) => p.slo), run);
+/** Points judged against an SLO: attainment, goodput and energy per SLO-meeting token; "no SLO" for a run without. */
+export const sloRows = (runs: ResultRun[], row: RunNames['row']) =>
+  table(
+    SLO,
+    groups(runs, row, ({ p }) => p.slo !== undefined && p.slo !== null),
+    'no SLO',
+  );
 
 const prediction = ({ r, p }: PointOf) => r.predictions[p.point];
 /** The predicted J/token's error against the measured, in %. */
@@ -96,7 +117,7 @@ const PREDICTION: Column<PointOf>[] = [
   ['measured', ({ p }) => fmt(p.energy.avg_power_w)],
 ];
 
-export const predictionRows = (r: ResultRun, run?: string) => table(PREDICTION, pointsOf(r), run);
+export const predictionRows = (runs: ResultRun[], row: RunNames['row']) => table(PREDICTION, groups(runs, row));
 
 const denoised = ({ r, p }: PointOf) => r.denoised[p.point];
 
@@ -111,19 +132,35 @@ const IDEALIZED: Column<PointOf>[] = [
   ['repeats', (row) => denoised(row)?.repeats ?? '–'],
 ];
 
-export const idealizedRows = (r: ResultRun, run?: string) => table(IDEALIZED, pointsOf(r), run);
+export const idealizedRows = (runs: ResultRun[], row: RunNames['row']) => table(IDEALIZED, groups(runs, row));
 
-/** Energy per node and GPU (several hosts or a Slurm allocation): each one measured, none extrapolated. */
-export function perGpuRows(r: ResultRun): string {
-  const gpus = new Map<string, number>();
+/** One GPU's energy over all of a run's points, and its idle power where the run had a baseline. */
+type GpuOf = { r: ResultRun; gpu: string; energyJ: number };
+
+function gpusOf(r: ResultRun): GpuOf[] {
+  const energy = new Map<string, number>();
   for (const p of r.summary.points) {
-    for (const g of p.energy.per_gpu) gpus.set(g.gpu, (gpus.get(g.gpu) ?? 0) + g.energy_j);
+    for (const g of p.energy.per_gpu) energy.set(g.gpu, (energy.get(g.gpu) ?? 0) + g.energy_j);
   }
-  if (gpus.size < 2) return '';
-  const idle = (g: string) => fmt(r.summary.idle_baseline?.per_gpu_w[g]);
-  const rows = [...gpus.entries()].map(([g, j]) => `<tr>${tds([g, fmt(j, 4), idle(g)])}</tr>`);
+  return [...energy.entries()].map(([gpu, energyJ]) => ({ r, gpu, energyJ }));
+}
+
+const PER_GPU: Column<GpuOf>[] = [
+  ['GPU', ({ gpu }) => gpu],
+  ['energy J', ({ energyJ }) => fmt(energyJ, 4)],
+  ['idle W', ({ r, gpu }) => fmt(r.summary.idle_baseline?.per_gpu_w[gpu])],
+];
+
+/**
+ * Energy per node and GPU (several GPUs, hosts or a Slurm allocation): each one measured, none extrapolated.
+ * Shown when some run has more than one GPU; then every run's GPUs are listed, a single-GPU run's too, each
+ * row naming its run in a comparison.
+ */
+export function perGpuRows(runs: ResultRun[], row: RunNames['row']): string {
+  const all = runs.map((r) => ({ run: row(r), items: gpusOf(r) }));
+  if (!all.some((g) => g.items.length > 1)) return '';
   return (
     '<div class="card"><h2>Energy per node and GPU (J, all points)</h2><table id="per-gpu-table">' +
-    `<tr>${ths(['GPU', 'energy J', 'idle W'])}</tr>${rows.join('')}</table></div>`
+    `${table(PER_GPU, all, 'no per-GPU energy')}</table></div>`
   );
 }

@@ -13,7 +13,8 @@ import { newConfigCommand } from './new-config';
 import { exportCsv, LivePanel, ResultPanel } from './panels';
 import type { RunManager } from './run-manager';
 import { RunNode } from './runs-tree';
-import { recommendCommand, registerRecommendationDocuments } from './recommend';
+import { registerPreviewDocuments, showPreviewDocument } from './preview-documents';
+import { recommendCommand } from './recommend';
 import { SECTION } from './settings';
 import { isConfigDocument } from './config-files';
 
@@ -98,7 +99,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
   const { manager, extensionUri } = ctx;
   const command = (id: string, handler: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, handler);
   return [
-    registerRecommendationDocuments(),
+    registerPreviewDocuments(),
     command('wattbench.newConfig', newConfigCommand),
     command('wattbench.run', async (uri?: vscode.Uri) => {
       const fromPalette = !(uri instanceof vscode.Uri);
@@ -132,8 +133,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
         return;
       }
       const md = estimateMarkdown(estimate, estimate.points, loaded.config.name);
-      const doc = await vscode.workspace.openTextDocument({ content: md.value, language: 'markdown' });
-      await vscode.commands.executeCommand('markdown.showPreview', doc.uri).then(undefined, () => vscode.window.showTextDocument(doc));
+      // Read-only, one per config: no unsaved editor left behind (src/vscode/preview-documents.ts).
+      await showPreviewDocument('estimate', `Estimate ${loaded.config.name}`, md.value);
     }),
     command('wattbench.recommend', async (uri?: vscode.Uri) => {
       const target = uri instanceof vscode.Uri ? uri : await pickConfig();

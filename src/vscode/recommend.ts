@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { OBJECTIVES, recommendationText, type Objective } from '../core/recommend';
 import { measuredRunsOf, recommendForConfig } from '../core/workspace/recommend';
 import type { EstimateService } from './estimates';
+import { showPreviewDocument } from './preview-documents';
 import type { RunManager } from './run-manager';
 
 export async function recommendCommand(uri: vscode.Uri, estimates: EstimateService, manager: RunManager): Promise<void> {
@@ -28,26 +29,6 @@ export async function recommendCommand(uri: vscode.Uri, estimates: EstimateServi
     ...(result.measured ? ['', '```text', ...recommendationText(result.measured), '```'] : ['', 'No completed runs of this config yet: the recommendation below is a prediction.']),
     ...(result.prediction ? ['', '```text', ...recommendationText(result.prediction), '```'] : ['', `No prediction: ${result.predictionError}`]),
   ];
-  await showRecommendation(config.name, sections.join('\n'));
-}
-
-/**
- * Recommendations are read-only documents of their own scheme: an untitled document would be an unsaved
- * editor that closing the window asks to save, one more each time Recommend is clicked.
- */
-const SCHEME = 'wattbench-recommendation';
-const shown = new Map<string, string>();
-const changed = new vscode.EventEmitter<vscode.Uri>();
-
-export function registerRecommendationDocuments(): vscode.Disposable {
-  return vscode.Disposable.from(changed, vscode.workspace.registerTextDocumentContentProvider(SCHEME, { onDidChange: changed.event, provideTextDocumentContent: (uri) => shown.get(uri.toString()) ?? '' }));
-}
-
-async function showRecommendation(configName: string, markdown: string): Promise<void> {
   // One document per config, refreshed by the next Recommend of it.
-  const uri = vscode.Uri.from({ scheme: SCHEME, path: `/Recommendation ${configName.replace(/[\\/]/g, '_')}.md` });
-  shown.set(uri.toString(), markdown);
-  changed.fire(uri);
-  const doc = await vscode.workspace.openTextDocument(uri);
-  await vscode.commands.executeCommand('markdown.showPreview', doc.uri).then(undefined, () => vscode.window.showTextDocument(doc));
+  await showPreviewDocument('recommendation', `Recommendation ${config.name}`, sections.join('\n'));
 }

@@ -3,6 +3,7 @@
  * vLLM-style latencies (ms) and Zeus energy measurements over the entire benchmark and over its steady state.
  */
 import { Fields, isObject, parseJson } from './fields';
+import { totalPower, type PowerTimeline } from './power-timeline';
 import { scaled, statOf } from './stats';
 import type { ImportedEnergy, ImportedRun, Stat } from './types';
 
@@ -48,6 +49,7 @@ export function readMlEnergy(text: string, file: string): ImportedRun {
     name: `ML.ENERGY · ${model?.split('/').pop() ?? 'unknown model'}`,
     model,
     started: start !== undefined ? new Date(start * 1000).toISOString() : mlDate(root.optStr('date')),
+    power: powerTimeline(root),
     gpus: gpuModel ? Array.from({ length: numGpus ?? entire?.perGpu.length ?? 1 }, (_, index) => ({ index, name: gpuModel })) : undefined,
     points: [
       {
@@ -82,6 +84,24 @@ export function readMlEnergy(text: string, file: string): ImportedRun {
         'and its J/token is the file\'s steady_state_energy_per_token. Per-request energy in the file is that J/token times output length, not measured, and is not used.',
     ],
   };
+}
+
+/**
+ * Zeus's `PowerMonitor.get_all_power_timelines()` as the benchmark stores it under `timeline.power`:
+ * {domain: {gpu: [[t, W]]}}. The GPUs' own power (`device_instant`, else the driver's `device_average`),
+ * summed; `memory_average` is part of it and is not added. Absent when the file has none.
+ */
+function powerTimeline(root: Fields): PowerTimeline | undefined {
+  for (const domain of ['device_instant', 'device_average']) {
+    const path = `timeline.power.${domain}`;
+    if (!root.has(path)) continue;
+    const gpus = Object.keys(root.sub(path).root as Record<string, unknown>).map((gpu) =>
+      root.arr(`${path}.${gpu}`).map((_, i) => [root.num(`${path}.${gpu}.${i}.0`), root.num(`${path}.${gpu}.${i}.1`)] as [number, number]),
+    );
+    const timeline = totalPower(gpus);
+    if (timeline.length) return timeline;
+  }
+  return undefined;
 }
 
 /** A Zeus Measurement as asdict writes it: {time, gpu_energy: {index: J}, …}. */

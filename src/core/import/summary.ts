@@ -35,6 +35,8 @@ export function importedSummary(run: ImportedRun, runId: string): RunSummary {
     errors: [],
     caps_restored: null,
     problems: [],
+    // The file's own power readings: the result view draws them, labelled as the file's (docs/protocol.md).
+    ...(run.power?.length && { power_timeline: run.power }),
   };
 }
 

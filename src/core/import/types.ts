@@ -68,6 +68,8 @@ export interface ImportedRun {
   /** The host, where the file names one. */
   host?: string;
   gpus?: { index: number; name: string }[];
+  /** Total power of all GPUs over time, where the file recorded it (ML.ENERGY's Zeus timeline). */
+  power?: { t: number; w: number }[];
   points: ImportedPoint[];
   /** How the tool's figures differ from Wattbench's own, and what was recomputed or copied. */
   notes: string[];

@@ -164,6 +164,11 @@ export interface RunSummary {
   caps_restored: boolean | null;
   /** Gaps, duplicates and garbled lines noticed while reading the stream. */
   problems: string[];
+  /**
+   * An imported run only (it has no `sample` events): total power of all GPUs over time as the tool's file
+   * recorded it, `t` in seconds since the first instant every GPU had a reading, at most 3000 points.
+   */
+  power_timeline?: { t: number; w: number }[];
 }
 
 /** HELM's denoised runtime of one point: T(p, o) = α(p) + β·(o − 1) + overhead on the fastest repeats. */
