@@ -10,13 +10,20 @@ stream is sent at received + ttft + phase + k * gap on the loop's clock, phase 0
 stream with --spread, so 2,048 streams that start together do not all send in the same instant. GET
 /v1/models and /health answer 200; GET /stats answers what was really sent (each stream's actual send gaps
 and first-token times, how late the server was against its schedule, most streams at once, the first few
-request bodies); GET /stats?reset=1 also clears them."""
+request bodies); GET /stats?reset=1 also clears them.
+`first_sends` maps each prompt to when its first token was sent on CLOCK_MONOTONIC (the loop's clock,
+time.monotonic(), shared by every process on the machine), so a client on the same machine that sends
+distinct prompts can tell each request's true TTFT from its own send time.
+A POST over HTTP/1.1 keeps its connection for the client's next request unless the request says
+`Connection: close` (as uvicorn, under vLLM, SGLang and TGI's router, does); GETs close theirs."""
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import sys
+import time
 import urllib.parse
 from typing import Any, Dict, List, Optional
 
@@ -56,6 +63,9 @@ class Stats:
         self.ttfts = []  # type: List[float]
         self.late = []  # type: List[float]
         self.bodies = []  # type: List[Any]
+        self.connections = 0  # connections accepted
+        self.first_sends = {}  # type: Dict[str, float]  # each prompt's first token: when sent (CLOCK_MONOTONIC)
+        self.cpu_start = time.process_time()
 
     def report(self) -> Dict[str, Any]:
         ms = lambda values, q: None if not values else round(quantile(values, q) * 1000, 4)  # noqa: E731
@@ -67,6 +77,9 @@ class Stats:
                 "ttft_ms": {"p50": ms(self.ttfts, 0.5), "p99": ms(self.ttfts, 0.99), "n": len(self.ttfts)},
                 "late_ms": {"p50": ms(self.late, 0.5), "p99": ms(self.late, 0.99),
                             "max": round(max(self.late) * 1000, 4) if self.late else None},
+                "connections": self.connections,
+                "first_sends": self.first_sends,
+                "cpu_s": round(time.process_time() - self.cpu_start, 3),  # the server's own CPU time since reset
                 "bodies": self.bodies}
 
 
@@ -78,9 +91,11 @@ class Stream(asyncio.Protocol):
         self.transport = None  # type: Optional[asyncio.Transport]
         self.timer = None  # type: Optional[asyncio.TimerHandle]
         self.active = False
+        self.keep = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.server.stats.connections += 1
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         if self.timer is not None:
@@ -91,6 +106,11 @@ class Stream(asyncio.Protocol):
         if self.buf is None:
             return
         self.buf += data
+        if self.active:
+            return  # the next request on this kept-alive connection, sent before this answer ended: later
+        self._next_request()
+
+    def _next_request(self) -> None:
         end = self.buf.find(b"\r\n\r\n")
         if end < 0:
             return
@@ -102,11 +122,14 @@ class Stream(asyncio.Protocol):
         length = int(headers.get("content-length") or 0)
         if len(self.buf) < end + 4 + length:
             return
-        body, self.buf = self.buf[end + 4:end + 4 + length], None
-        method, target = head[0].split(" ")[:2]
+        body, self.buf = self.buf[end + 4:end + 4 + length], self.buf[end + 4 + length:]
+        method, target, version = (head[0].split(" ") + ["", ""])[:3]
+        # HTTP/1.1 keeps the connection unless the client says close (RFC 9112 9.3), as uvicorn does
+        self.keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
         self.handle(method, target, body)
 
     def reply(self, status: str, body: bytes) -> None:
+        self.buf = None
         self.transport.write(b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                              b"Connection: close\r\n\r\n%s" % (status.encode(), len(body), body))
         self.transport.close()
@@ -134,7 +157,11 @@ class Stream(asyncio.Protocol):
             stats.bodies.append(request)
         self.chat = path.endswith("/chat/completions")
         self.tokens = max(1, int(request.get("max_tokens") or 16))
-        self.prompt_tokens = len(str(request.get("prompt") or request.get("messages") or "").split())
+        prompt = request.get("prompt")
+        if prompt is None and isinstance(request.get("messages"), list) and request["messages"]:
+            prompt = request["messages"][0].get("content")
+        self.prompt = str(prompt or "")
+        self.prompt_tokens = len(self.prompt.split())
         self.sent = 0
         self.received = self.loop.time()
         server = self.server
@@ -147,7 +174,7 @@ class Stream(asyncio.Protocol):
         stats.inflight += 1
         stats.inflight_max = max(stats.inflight_max, stats.inflight)
         head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                b"Transfer-Encoding: chunked\r\n" + (b"" if self.keep else b"Connection: close\r\n") + b"\r\n")
         if self.chat:  # vLLM's first chat chunk: the role, with empty content
             head += chunked(sse(self._chunk({"role": "assistant", "content": ""}, None)))
         self.transport.write(head)
@@ -172,6 +199,8 @@ class Stream(asyncio.Protocol):
         stats.late.append(t - self.due)
         if self.last is None:
             stats.ttfts.append(t - self.received)
+            if len(stats.first_sends) < 1000000:
+                stats.first_sends[self.prompt] = t
         else:
             stats.gaps.append(t - self.last)
         self.last = t
@@ -184,8 +213,11 @@ class Stream(asyncio.Protocol):
                      "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.tokens,
                                "total_tokens": self.prompt_tokens + self.tokens}}
             self.transport.write(chunked(sse(usage)) + chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-            self.transport.close()
             self._end()
+            if not self.keep:
+                self.transport.close()
+            elif self.buf:
+                self._next_request()
             return
         self.due = self.first_due + self.sent * self.server.gap  # absolute: a late send does not delay the rest
         self.timer = self.loop.call_at(self.due, self.send_token)
@@ -235,6 +267,11 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ImportError, ValueError, OSError):
         pass
+    # the cyclic collector's full scans stall every stream's sends (tens of ms at 2,048 streams): freeze what
+    # exists, run it rarely; nothing here makes cycles that must be collected soon
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50000, 20, 100)
     try:
         asyncio.run(serve(args))
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
-"""One streamed request to an OpenAI-compatible server over raw HTTP/1.1 on asyncio: the body's bytes are
-stamped with time.monotonic() in the loop's read callback, before anything is parsed, and parsed a moment
-later (when the loop has stamped every socket that was readable at once)."""
+"""One streamed request to an OpenAI-compatible server over raw HTTP/1.1 on asyncio, on a kept-alive
+connection where the server allows: each read of the body is stamped with time.monotonic() as it is read and
+parsed at once (splitting and parsing a read is a few microseconds), so every socket's reads are stamped by
+a loop that never holds a long callback."""
 
 import asyncio
 import datetime
@@ -12,7 +13,7 @@ import socket
 import ssl
 import time
 import urllib.parse
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .job import WorkloadConfig
 from .prompts import RequestSpec
@@ -135,8 +136,7 @@ class Endpoint:
     def request_bytes(self, body: Dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
         head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
-                "Content-Length: %d\r\nConnection: close\r\n\r\n" % (self.generate_path, self.host_header,
-                                                                    len(payload)))
+                "Content-Length: %d\r\n\r\n" % (self.generate_path, self.host_header, len(payload)))
         return head.encode("latin-1") + payload
 
 
@@ -176,44 +176,94 @@ def describe_request_error(error: BaseException, endpoint: Endpoint) -> str:
     return "%s: %s" % (type(error).__name__, error)
 
 
+READ_BUFFER_BYTES = 256 * 1024  # what one read may take (asyncio's own per-read size)
+
+
+DRAIN_TIMEOUT_S = 5.0  # after [DONE], how long a kept-alive connection may take to end its body before it is closed
+
+
+IDLE_LIMIT = 4096  # idle kept-alive connections kept per server; more are closed
+
+
 class Feeder:
-    """Parses the lines that responses on one loop have received, once per loop pass: the read callbacks
-    only stamp and split, so a socket read late in a pass is not stamped late by the parsing of those
-    before it."""
+    """What the requests on one loop share: the loop, one read buffer (every socket's read lands in it and
+    is copied out at once, so a read allocates only its own bytes, not asyncio's 256 KiB), and the idle
+    kept-alive connections to each server, for the next request to reuse."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._waiting = []  # type: List[StreamProtocol]
-        self._scheduled = False
+        self.buffer = bytearray(READ_BUFFER_BYTES)
+        self.view = memoryview(self.buffer)
+        self._idle = {}  # type: Dict[Tuple[str, int, bool], List[StreamProtocol]]
+        self._draining = set()  # type: Set[StreamProtocol]
 
-    def want(self, protocol: "StreamProtocol") -> None:
-        self._waiting.append(protocol)
-        if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self._drain)
+    def take_idle(self, key: Tuple[str, int, bool]) -> "Optional[StreamProtocol]":
+        """The connection to `key` that was idle the shortest (the likeliest to be still open), or None."""
+        idle = self._idle.get(key)
+        while idle:
+            protocol = idle.pop()
+            if not protocol.closed:
+                return protocol
+        return None
 
-    def _drain(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        self._scheduled = False
-        for protocol in waiting:
-            protocol.parse_pending()
+    def put_idle(self, protocol: "StreamProtocol") -> None:
+        self._draining.discard(protocol)
+        idle = self._idle.setdefault(protocol.key, [])
+        if len(idle) >= IDLE_LIMIT:
+            protocol.close()
+            return
+        idle.append(protocol)
+
+    def drain(self, protocol: "StreamProtocol") -> None:
+        """A connection is reading the rest of a finished response: idle once it has, closed at the loop's end."""
+        self._draining.add(protocol)
+
+    def forget(self, protocol: "StreamProtocol") -> None:
+        """A connection closed: it is no longer idle nor draining."""
+        self._draining.discard(protocol)
+        idle = self._idle.get(protocol.key)
+        if idle and protocol in idle:
+            idle.remove(protocol)
+
+    def close_idle(self) -> None:
+        """Close every kept-alive connection (the loop is ending)."""
+        protocols = list(self._draining) + [p for idle in self._idle.values() for p in idle]
+        self._idle, self._draining = {}, set()
+        for protocol in protocols:
+            protocol.close()
 
 
 SIZE, DATA, DATA_END = 0, 1, 2  # where a chunked body's reader is: the size line, its data, the CRLF after
 
 
-class StreamProtocol(asyncio.Protocol):
-    """One response: status line and headers, then the body unframed (chunked, Content-Length, or until
-    the server closes) and, for a 200, split into lines, each with the monotonic time its last byte was
-    read. `done` resolves when the response is over (the body ended, the parser found [DONE] or an
-    error, the connection was lost, or `abort()`)."""
+class StreamProtocol(asyncio.BufferedProtocol):
+    """One connection, and on it one response at a time (`begin`): status line and headers, then the body
+    unframed (chunked, Content-Length, or until the server closes) and, for a 200, split into lines, each
+    fed to the parser as soon as it is read, with the monotonic time its read began. `done` resolves when
+    the response is over (the body ended, the parser found [DONE] or an error, the connection was lost, or
+    `abort()`). An HTTP/1.1 response whose body ended by its framing, without `Connection: close`, leaves the
+    connection open for the next request (`release`)."""
 
-    def __init__(self, feeder: Feeder, parser: StreamParser) -> None:
+    def __init__(self, feeder: Feeder, key: Tuple[str, int, bool]) -> None:
         self.feeder = feeder
-        self.parser = parser
-        self.done = feeder.loop.create_future()  # type: asyncio.Future
+        self.key = key
         self.transport = None  # type: Optional[asyncio.Transport]
+        self.closed = False  # the connection is over (lost, or closed by the agent)
+        self.responses = 0  # responses begun on this connection
+        self._release_on_end = False  # released while its body had not ended: idle once it does
+        self._drain_timer = None  # type: Optional[asyncio.TimerHandle]
+        self.begin(None)
+
+    def begin(self, parser: Optional[StreamParser]) -> None:
+        """Start a new response on this connection (None: no request yet)."""
+        self.parser = parser
+        self.done = self.feeder.loop.create_future()  # type: asyncio.Future
+        if parser is None:
+            self.done.set_result(None)
+        else:
+            self.responses += 1
         self.last_data = time.monotonic()
+        self.received = False  # a byte of this response was read
         self.status = None  # type: Optional[int]
         self.reason = ""
         self.headers = {}  # type: Dict[str, str]
@@ -223,35 +273,49 @@ class StreamProtocol(asyncio.Protocol):
         self.cut = ""  # what was cut short when the connection ended early
         self.aborted = ""  # why the agent closed the connection itself
         self.error_body = bytearray()
+        self._keep = False  # HTTP/1.1, framed, no Connection: close: reusable once the body ends
         self._head = bytearray()
         self._framing = ""  # chunked | length | eof
         self._remaining = 0
         self._chunk_state = SIZE
         self._size_line = b""
         self._partial = b""  # the start of a line whose end has not come yet
-        self._pending = []  # type: List[Tuple[List[bytes], float]]
 
-    # --- asyncio.Protocol ---
+    # --- asyncio.BufferedProtocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.feeder.view  # shared: buffer_updated copies a read out before the loop does anything else
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self.feeder.view[:nbytes]))
+
     def data_received(self, data: bytes) -> None:
         t = time.monotonic()
         self.last_data = t
-        if self.done.done():
+        if self.parser is None:  # bytes on an idle connection: no answer to anything of ours
+            self.close()
             return
+        self.received = True
         if self.status is None:
+            if self.done.done():
+                return
             data = self._read_head(data)
             if self.status is None or self.done.done():
                 return
-        if data:
+        if data and not self.body_complete:
             self._body(data, t)
 
     def eof_received(self) -> Optional[bool]:
         return None  # close the transport: connection_lost follows
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.closed = True
+        self.feeder.forget(self)
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
         if self.done.done():
             return
         if exc is None and not self.aborted and self.status is not None:
@@ -267,8 +331,8 @@ class StreamProtocol(asyncio.Protocol):
                 else:
                     self.cut = "the connection closed inside a chunk of the chunked body"
         if self._partial and (self.body_complete or self.status == 200):
-            self._pending.append(([self._partial], time.monotonic()))
-            self._partial = b""
+            partial, self._partial = self._partial, b""
+            self._feed([partial], time.monotonic())
         self.lost = exc
         self.done.set_result(None)
 
@@ -278,31 +342,51 @@ class StreamProtocol(asyncio.Protocol):
         if self.done.done():
             return
         self.aborted = why
+        self._keep = False
         if self.transport is not None:
             self.transport.abort()  # connection_lost(None) comes later; the request is over now
         self.done.set_result(None)
 
-    def parse_pending(self) -> None:
-        """Feed the lines read so far to the parser (again harmless); close when it says the stream is over."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
-        parser = self.parser
-        feed = parser.feed
-        for lines, t in pending:
-            for line in lines:
-                feed(line, t)
-                if parser.saw_done or parser.error is not None:  # parser.finished, without a property call
-                    self._finish()
-                    return
+    def close(self) -> None:
+        self._keep = False
+        self.closed = True
+        self.feeder.forget(self)
+        if self.transport is not None:
+            self.transport.close()
+
+    def release(self) -> None:
+        """The request is done with this connection: keep it for the next one when the response allows
+        (at once, or when its body ends, within DRAIN_TIMEOUT_S), else close it."""
+        if self.closed or not self._keep or self.aborted or self.cut or self.status is None:
+            self.close()
+        elif self.body_complete:
+            self.parser = None
+            self.feeder.put_idle(self)
+        else:
+            self._release_on_end = True
+            self.feeder.drain(self)
+            self._drain_timer = self.feeder.loop.call_later(DRAIN_TIMEOUT_S, self.close)
 
     # --- reading ---
 
     def _finish(self) -> None:
+        """The response is over for the request; the connection stays only to read a kept body's end."""
         if not self.done.done():
             self.done.set_result(None)
-        if self.transport is not None:
-            self.transport.close()
+        if not self._keep or self.cut:
+            self.close()
+
+    def _feed(self, lines: List[bytes], t: float) -> None:
+        parser = self.parser
+        if parser is None or self.done.done():
+            return
+        for line in lines:
+            parser.feed(line, t)
+            if parser.saw_done or parser.error is not None:  # parser.finished, without a property call
+                if parser.error is not None:
+                    self._keep = False
+                self._finish()
+                return
 
     def _read_head(self, data: bytes) -> bytes:
         self._head += data
@@ -337,32 +421,53 @@ class StreamProtocol(asyncio.Protocol):
             elif length is not None and length.strip().isdigit():
                 self._framing = "length"
                 self._remaining = int(length)
-                if self._remaining == 0:
-                    self._complete()
             else:
                 self._framing = "eof"
+            # RFC 9112 9.3: HTTP/1.1 persists unless a side says close; HTTP/1.0 (keep-alive there is opt-in) never
+            self._keep = (parts[0] == "HTTP/1.1" and self._framing != "eof"
+                          and "close" not in self.headers.get("connection", "").lower())
             self._head = bytearray()
+            if self._framing == "length" and self._remaining == 0:
+                self._complete()
             return rest
 
     def _body(self, data: bytes, t: float) -> None:
-        if self._framing == "eof":
+        if self._framing == "chunked":
+            self._chunks(data, t)
+        elif self._framing == "eof":
             self._content(data, t)
-        elif self._framing == "length":
+        else:
             piece = data[:self._remaining]
             self._remaining -= len(piece)
             self._content(piece, t)
             if self._remaining == 0:
                 self._complete()
-        else:
-            self._chunks(data, t)
 
     def _chunks(self, data: bytes, t: float) -> None:
         i, n = 0, len(data)
+        if self._chunk_state == SIZE and not self._size_line:
+            # The usual read, whole chunks ("<hex size>\r\n<data>\r\n") from a size line on, without the
+            # state machine's steps; anything else (a chunk cut by the read, an extension, the last chunk)
+            # is left to it from where this stopped.
+            find = data.find
+            while i < n:
+                j = find(b"\r\n", i, i + 18)
+                if j < 0:
+                    break
+                try:
+                    size = int(data[i:j], 16)
+                except ValueError:
+                    break
+                end = j + 2 + size
+                if size == 0 or end + 2 > n or data[end] != 0x0D or data[end + 1] != 0x0A:
+                    break
+                self._content(data[j + 2:end], t)
+                i = end + 2
         while i < n:
             state = self._chunk_state
             if state == DATA:
                 take = min(self._remaining, n - i)
-                self._content(data[i:i + take], t)
+                self._content(data[i:i + take] if i or take < n else data, t)
                 i += take
                 self._remaining -= take
                 if self._remaining == 0:
@@ -383,10 +488,13 @@ class StreamProtocol(asyncio.Protocol):
                         self.cut = "the chunked body has a chunk size line longer than 1024 bytes"
                         self._finish()
                     return
-                line, self._size_line = self._size_line + data[i:j], b""
+                if self._size_line:
+                    line, self._size_line = self._size_line + data[i:j], b""
+                else:
+                    line = data[i:j]
                 i = j + 1
                 try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
+                    size = int(line.split(b";", 1)[0], 16)  # int() ignores the whitespace around it
                 except ValueError:
                     self.cut = "the chunked body has a bad chunk size: %s" % one_line(line.decode("latin-1"), 60)
                     self._finish()
@@ -400,17 +508,25 @@ class StreamProtocol(asyncio.Protocol):
     def _complete(self) -> None:
         self.body_complete = True
         if self._partial:
-            self._pending.append(([self._partial], time.monotonic()))
-            self._partial = b""
+            partial, self._partial = self._partial, b""
+            self._feed([partial], time.monotonic())
         self._finish()
+        if self._release_on_end and not self.closed:
+            self._release_on_end = False
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+                self._drain_timer = None
+            self.parser = None
+            self.feeder.put_idle(self)
 
     def _content(self, piece: bytes, t: float) -> None:
-        if not piece:
+        if not piece or self.done.done():
             return
         if self.status != 200:
             room = ERROR_BODY_LIMIT - len(self.error_body)
             self.error_body += piece[:room]
             if len(self.error_body) >= ERROR_BODY_LIMIT:
+                self._keep = False
                 self._finish()
             return
         if self._partial:
@@ -421,9 +537,7 @@ class StreamProtocol(asyncio.Protocol):
         if not lines[-1].endswith(b"\n"):  # no line end yet, or a CR that may be the first half of a CRLF
             self._partial = lines.pop()
         if lines:
-            if not self._pending:  # not yet waiting for this loop pass's parse: ask for it once
-                self.feeder.want(self)
-            self._pending.append((lines, t))
+            self._feed(lines, t)
 
 
 class Tracker:
@@ -438,7 +552,9 @@ class Tracker:
 
 async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig, feeder: Feeder,
                                tracker: Optional[Tracker] = None) -> Dict[str, Any]:
-    """Send one streamed request and time its tokens.
+    """Send one streamed request and time its tokens, on a kept-alive connection to the server when one is
+    idle (a new one when none is, or when the server closed the reused one before answering), from the
+    moment the request's bytes are handed to the socket (a new connection's setup is not in its TTFT).
 
     A stream succeeded when it ended with [DONE], or after a finish_reason however the body then ended
     (TGI before 2.2 and llama.cpp forks send no [DONE]); it failed when the body ended before either, when
@@ -446,38 +562,52 @@ async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: 
     loop = feeder.loop
     parser = StreamParser()
     request = endpoint.request_bytes(endpoint.request_body(spec, workload))
+    key = (endpoint.host, endpoint.port, endpoint.https)
     protocol = None  # type: Optional[StreamProtocol]
     error = None  # type: Optional[str]
     connection_lost = False
     t_start = now()
     m_start = time.monotonic()
-    try:
-        _, protocol = await asyncio.wait_for(loop.create_connection(
-            lambda: StreamProtocol(feeder, parser), endpoint.host, endpoint.port,
-            ssl=ssl.create_default_context() if endpoint.https else None,
-            server_hostname=endpoint.host if endpoint.https else None), REQUEST_CONNECT_TIMEOUT_S)
-    except (OSError, asyncio.TimeoutError) as e:
-        error = describe_request_error(e, endpoint)
-        connection_lost = isinstance(e, ConnectionError)  # refused or reset: is the server still there?
-    if protocol is not None:
+    while True:
+        protocol = feeder.take_idle(key)
+        reused = protocol is not None
+        if protocol is None:
+            try:
+                _, protocol = await asyncio.wait_for(loop.create_connection(
+                    lambda: StreamProtocol(feeder, key), endpoint.host, endpoint.port,
+                    ssl=ssl.create_default_context() if endpoint.https else None,
+                    server_hostname=endpoint.host if endpoint.https else None), REQUEST_CONNECT_TIMEOUT_S)
+            except (OSError, asyncio.TimeoutError) as e:
+                error = describe_request_error(e, endpoint)
+                connection_lost = isinstance(e, ConnectionError)  # refused or reset: is the server still there?
+                protocol = None
+                break
+        protocol.begin(parser)
         if tracker is not None:
             tracker.opened(protocol)
         try:
+            t_start = now()
+            m_start = time.monotonic()
             protocol.transport.write(request)  # type: ignore[union-attr]
             await _wait_out(protocol)
         finally:
             if tracker is not None:
                 tracker.closed(protocol)
-            protocol.parse_pending()
-            if protocol.transport is not None:
-                protocol.transport.close()
+        if reused and not protocol.received and protocol.closed and not protocol.aborted:
+            continue  # the server had closed the idle connection (its keep-alive timeout): a new one
         error, connection_lost = _outcome(protocol, endpoint)
+        break
     latency = time.monotonic() - m_start
-    return _result(parser, spec, t_start, m_start, latency, error, connection_lost, protocol)
+    result = _result(parser, spec, t_start, m_start, latency, error, connection_lost, protocol)
+    if protocol is not None:
+        protocol.release()
+    return result
 
 
 async def _wait_out(protocol: StreamProtocol) -> None:
     """Until the response is over, or silent for REQUEST_READ_TIMEOUT_S (one timer per request, not per read)."""
+    if protocol.done.done():
+        return
     while True:
         silence = time.monotonic() - protocol.last_data
         if silence >= REQUEST_READ_TIMEOUT_S:
@@ -561,6 +691,10 @@ def stream_request(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConf
     """stream_request_async on a loop of its own, for one request outside a LoadRunner. `track` is
     accepted for callers of the former thread-per-request client and not used."""
     async def one() -> Dict[str, Any]:
-        return await stream_request_async(endpoint, spec, workload, Feeder(asyncio.get_running_loop()))
+        feeder = Feeder(asyncio.get_running_loop())
+        try:
+            return await stream_request_async(endpoint, spec, workload, feeder)
+        finally:
+            feeder.close_idle()
 
     return asyncio.run(one())

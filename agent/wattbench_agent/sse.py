@@ -143,7 +143,13 @@ class StreamParser:
         itl = []  # type: List[float]
         previous = None  # type: Optional[float]
         counted = 0
-        for at, tokens in zip(self.arrivals, self.chunk_tokens):
+        arrivals = self.arrivals
+        if all(tokens == 1 or tokens is None for tokens in self.chunk_tokens):
+            # one token a chunk (the usual stream): a gap per chunk, without the general loop's steps
+            itl = [round(at - before, 6) for before, at in zip(arrivals, arrivals[1:])]
+            counted = len(arrivals)
+            arrivals = []
+        for at, tokens in zip(arrivals, self.chunk_tokens):
             k = 1 if tokens is None else tokens
             counted += k
             if k <= 0:
