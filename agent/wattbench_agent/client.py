@@ -6,7 +6,6 @@ a loop that never holds a long callback."""
 import asyncio
 import datetime
 import email.utils
-import http.client
 import json
 import math
 import socket
@@ -17,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .job import WorkloadConfig
 from .prompts import RequestSpec
+from .readiness import probe_paths
 from .sse import StreamParser, engine_message, one_line
 from .util import now
 
@@ -28,6 +28,9 @@ REQUEST_READ_TIMEOUT_S = 300.0  # longest silence tolerated inside one streamed 
 
 
 PROBE_TIMEOUT_S = 2.0
+
+
+DEFAULT_PROBE_PATHS = ("models", "/health")  # OpenAI-compatible servers list models under base_url
 
 
 ERROR_BODY_LIMIT = 4000  # bytes of a non-200 answer's body read for its message
@@ -64,12 +67,6 @@ class Endpoint:
         if ":" in self.host and not self.host.startswith("["):  # an IPv6 literal
             self.host_header = "[%s]" % self.host if self.port == default_port else "[%s]:%d" % (self.host, self.port)
 
-    def connection(self, timeout: float) -> http.client.HTTPConnection:
-        if self.https:
-            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout,
-                                               context=ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
     @property
     def generate_path(self) -> str:
         if self.api == "generate":
@@ -79,23 +76,8 @@ class Endpoint:
         return self.base_path + ("/chat/completions" if self.api == "chat" else "/completions")
 
     def probe(self) -> Tuple[bool, str]:
-        """(ready, what went wrong): GET base_url/models, then /health on the root."""
-        first_error = ""
-        for path in (self.base_path + "/models", "/health"):
-            conn = self.connection(PROBE_TIMEOUT_S)
-            try:
-                conn.request("GET", path)
-                response = conn.getresponse()
-                response.read()
-                if response.status == 200:
-                    return True, ""
-                error = "GET %s answered HTTP %d" % (path, response.status)
-            except (OSError, http.client.HTTPException) as e:
-                error = "GET %s: %s" % (path, describe_request_error(e, self))
-            finally:
-                conn.close()
-            first_error = first_error or error
-        return False, first_error
+        """(ready, what went wrong): GET base_url/models, then /health on the root (no preset's paths given)."""
+        return probe_paths(self.base_url, list(DEFAULT_PROBE_PATHS), PROBE_TIMEOUT_S)
 
     def request_body(self, spec: RequestSpec, workload: WorkloadConfig) -> Dict[str, Any]:
         """The JSON body: server.request_fields first, then the job's own fields over them;
