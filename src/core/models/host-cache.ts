@@ -3,10 +3,9 @@
  * when the user asked for something on that host (Test Host Connection, a run), and recorded on this machine
  * (one JSON file) so that estimates use it later without touching the host.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { shq } from '../transport/shell';
 import type { Transport } from '../transport/types';
+import { HostRecords } from './host-records';
 import { parseLenientJson } from './lenient-json';
 
 /** One model the host has, as `hf-configs` prints it (docs/protocol.md). */
@@ -27,11 +26,6 @@ export interface HostCacheReport {
 export interface RecordedHostCache extends HostCacheReport {
   host: string;
   recorded_at: string;
-}
-
-interface HostCacheFile {
-  v: 1;
-  hosts: Record<string, RecordedHostCache>;
 }
 
 /** Parses the one JSON line `hf-configs` prints; throws with what was wrong. */
@@ -62,31 +56,8 @@ export async function readRunHostCache(transport: Transport, runDir: string): Pr
 }
 
 /** The recorded caches of every host, in one file (the extension's global storage). */
-export class HostCacheStore {
-  constructor(readonly file: string) {}
-
-  all(): RecordedHostCache[] {
-    return Object.values(this.read().hosts);
-  }
-
+export class HostCacheStore extends HostRecords<RecordedHostCache> {
   record(host: string, report: HostCacheReport, now = new Date()): RecordedHostCache {
-    const data = this.read();
-    const recorded: RecordedHostCache = { host, recorded_at: now.toISOString(), ...report };
-    data.hosts[host] = recorded;
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(data) + '\n');
-    renameSync(tmp, this.file);
-    return recorded;
-  }
-
-  private read(): HostCacheFile {
-    try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as Partial<HostCacheFile>;
-      if (data.v === 1 && data.hosts && typeof data.hosts === 'object') return data as HostCacheFile;
-    } catch {
-      // Absent or unreadable: nothing recorded yet.
-    }
-    return { v: 1, hosts: {} };
+    return this.put(host, { host, recorded_at: now.toISOString(), ...report });
   }
 }

@@ -3,21 +3,15 @@
  * this machine in one JSON file like the hosts' Hugging Face caches (host-cache.ts), so that a config without
  * `gpus.type` is estimated on the GPU its host has.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { ResolvedConfig } from '../config/model';
 import type { ReportedGpu } from '../estimate/config-estimate';
 import type { GpuInfo } from '../protocol/events';
+import { HostRecords } from './host-records';
 
 export interface RecordedHostGpus {
   host: string;
   recorded_at: string;
   gpus: GpuInfo[];
-}
-
-interface HostGpuFile {
-  v: 1;
-  hosts: Record<string, RecordedHostGpus>;
 }
 
 /**
@@ -50,35 +44,8 @@ export function reportedGpuFor(config: Pick<ResolvedConfig, 'target' | 'gpus'>, 
   return host !== undefined && gpu ? { host, gpu } : undefined;
 }
 
-export class HostGpuStore {
-  constructor(readonly file: string) {}
-
-  get(host: string): RecordedHostGpus | undefined {
-    return this.read().hosts[host];
-  }
-
-  all(): RecordedHostGpus[] {
-    return Object.values(this.read().hosts);
-  }
-
+export class HostGpuStore extends HostRecords<RecordedHostGpus> {
   record(host: string, gpus: GpuInfo[], now = new Date()): RecordedHostGpus {
-    const data = this.read();
-    const recorded: RecordedHostGpus = { host, recorded_at: now.toISOString(), gpus };
-    data.hosts[host] = recorded;
-    mkdirSync(dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(data) + '\n');
-    renameSync(tmp, this.file);
-    return recorded;
-  }
-
-  private read(): HostGpuFile {
-    try {
-      const data = JSON.parse(readFileSync(this.file, 'utf8')) as Partial<HostGpuFile>;
-      if (data.v === 1 && data.hosts && typeof data.hosts === 'object') return data as HostGpuFile;
-    } catch {
-      // Absent or unreadable: nothing recorded yet.
-    }
-    return { v: 1, hosts: {} };
+    return this.put(host, { host, recorded_at: now.toISOString(), gpus });
   }
 }
