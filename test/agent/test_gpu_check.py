@@ -5,13 +5,11 @@ the report's code."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 from .helpers import AGENT, AgentTestCase
-from .test_telemetry import build_nvml_stub
+from .test_telemetry import NvmlStubLibrary
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "gpu-check.sh")
@@ -31,20 +29,7 @@ def first_number(text):
     return float(text.split()[0])
 
 
-class GpuCheckTest(AgentTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.lib_dir = tempfile.mkdtemp(prefix="wattbench-gpu-check-")
-        try:
-            cls.lib = build_nvml_stub(cls.lib_dir)
-        except BaseException:
-            shutil.rmtree(cls.lib_dir, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.lib_dir, ignore_errors=True)
-
+class GpuCheckTest(NvmlStubLibrary, AgentTestCase):
     def setUp(self):
         super().setUp()
         self.env.update({"WATTBENCH_NVML_LIB": self.lib, "NVML_STUB_STATE": os.path.join(self.tmp, "limits"),

@@ -102,6 +102,31 @@ def build_nvml_stub(directory, *defines):
     return lib
 
 
+class NvmlStubLibrary:
+    """Mixin: the stub NVML built once per test class as cls.lib, and with OLD_DRIVER also as cls.old_lib, a
+    driver from before nvmlDeviceGetFieldValues and nvmlDeviceGetMigMode (-DSTUB_OLD_DRIVER)."""
+
+    OLD_DRIVER = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.lib_dir = tempfile.mkdtemp(prefix="wattbench-nvml-stub-")
+        try:
+            cls.lib = build_nvml_stub(cls.lib_dir)
+            if cls.OLD_DRIVER:
+                os.mkdir(os.path.join(cls.lib_dir, "old"))
+                cls.old_lib = build_nvml_stub(os.path.join(cls.lib_dir, "old"), "STUB_OLD_DRIVER")
+        except BaseException:
+            shutil.rmtree(cls.lib_dir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.lib_dir, ignore_errors=True)
+        super().tearDownClass()
+
+
 def write_fake_nvidia_smi(directory):
     """The fake nvidia-smi above as DIRECTORY/nvidia-smi, and its state directory DIRECTORY/smi-state."""
     smi = os.path.join(directory, "nvidia-smi")
@@ -126,20 +151,7 @@ def processes_mentioning(text):
     return found
 
 
-class NvmlStubTest(AgentTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.lib_dir = tempfile.mkdtemp(prefix="wattbench-nvml-stub-")
-        try:
-            cls.lib = build_nvml_stub(cls.lib_dir)
-        except BaseException:
-            shutil.rmtree(cls.lib_dir, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.lib_dir, ignore_errors=True)
-
+class NvmlStubTest(NvmlStubLibrary, AgentTestCase):
     def setUp(self):
         super().setUp()
         self.stub_state = os.path.join(self.tmp, "nvml-limits")

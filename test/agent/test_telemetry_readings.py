@@ -6,39 +6,19 @@ libnvidia-ml.so.1 (nvml_stub.c) and the fake nvidia-smi of test_telemetry.py."""
 import ctypes
 import json
 import os
-import shutil
-import tempfile
 import unittest
 
 from .helpers import AgentTestCase, command_point
-from .test_telemetry import build_nvml_stub, write_fake_nvidia_smi
+from .test_telemetry import NvmlStubLibrary, write_fake_nvidia_smi
 
 
 def _job_telemetry(source, interval_s=0.05):
     return {"source": source, "interval_s": interval_s, "idle_baseline_s": 0}
 
 
-class StubLibraries:
-    """The stub NVML built twice per class: a current driver, and one from before nvmlDeviceGetFieldValues
-    and nvmlDeviceGetMigMode (-DSTUB_OLD_DRIVER)."""
+class NvmlReadingsTest(NvmlStubLibrary, AgentTestCase):
+    OLD_DRIVER = True
 
-    @classmethod
-    def setUpClass(cls):
-        cls.lib_dir = tempfile.mkdtemp(prefix="wattbench-nvml-stub-")
-        try:
-            os.mkdir(os.path.join(cls.lib_dir, "old"))
-            cls.lib = build_nvml_stub(cls.lib_dir)
-            cls.old_lib = build_nvml_stub(os.path.join(cls.lib_dir, "old"), "STUB_OLD_DRIVER")
-        except BaseException:
-            shutil.rmtree(cls.lib_dir, ignore_errors=True)
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.lib_dir, ignore_errors=True)
-
-
-class NvmlReadingsTest(StubLibraries, AgentTestCase):
     def setUp(self):
         super().setUp()
         self.lost = os.path.join(self.tmp, "lost-gpus")
