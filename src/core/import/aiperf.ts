@@ -5,7 +5,7 @@
  * every figure is converted by the unit the file gives it.
  */
 import { csvRows } from './csv';
-import { Fields, isObject, parseJson, type JsonObject } from './fields';
+import { Fields, isObject, parseJson, parseJsonLines, type JsonObject } from './fields';
 import { secondsPer, statOf } from './stats';
 import { ImportError, type ImportedEnergy, type ImportedPoint, type ImportedRun, type Stat } from './types';
 
@@ -85,17 +85,7 @@ const CSV_TAGS: Record<string, string> = {
 
 /** Per-request records: every figure recomputed, ITL over every gap between chunks (inter_chunk_latency). */
 export function readAiperfJsonl(text: string, file: string): ImportedRun {
-  const records: Fields[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let parsed;
-    try {
-      parsed = JSON.parse(line);
-    } catch (error) {
-      throw new ImportError(file, `line ${i + 1}`, `not valid JSON${i === text.trimEnd().split('\n').length - 1 ? ' (the last line: truncated?)' : ''}: ${(error as Error).message.replace(/\s*in JSON at position \d+.*$/, '')}`);
-    }
-    records.push(new Fields(file, parsed, `line ${i + 1}`));
-  });
+  const records = parseJsonLines(text, file);
   if (!records.length) throw new ImportError(file, undefined, 'no records');
   const profiling = records.filter((r) => (r.optStr('metadata.benchmark_phase') ?? 'profiling') === 'profiling');
   const seconds = (r: Fields, tag: string): number | undefined => {
@@ -274,21 +264,13 @@ export function aiperfTelemetryEnergy(
 ): { energy: ImportedEnergy; host?: string; gpus: { index: number; name: string }[] } | { reason: string } {
   type Scrape = { t: number; url: string; mj: number; index: number; name: string; host?: string };
   const byGpu = new Map<string, Scrape[]>();
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let parsed;
-    try {
-      parsed = JSON.parse(line);
-    } catch (error) {
-      throw new ImportError(file, `line ${i + 1}`, `not valid JSON: ${(error as Error).message.replace(/\s*in JSON at position \d+.*$/, '')}`);
-    }
-    const f = new Fields(file, parsed, `line ${i + 1}`);
+  for (const f of parseJsonLines(text, file)) {
     const key = f.has('telemetry_data.nvidia_energy_consumption') ? 'telemetry_data.nvidia_energy_consumption' : 'telemetry_data.energy_consumption';
-    if (!f.has(key)) return;
+    if (!f.has(key)) continue;
     const uuid = f.optStr('gpu_uuid') ?? `${f.optStr('hostname')}:${f.num('gpu_index')}`;
     const scrape = { t: f.num('timestamp_ns') / 1e9, url: f.optStr('telemetry_source_url') ?? '', mj: f.num(key), index: f.num('gpu_index'), name: f.optStr('gpu_model_name') ?? 'GPU', host: f.optStr('hostname') };
     byGpu.set(uuid, [...(byGpu.get(uuid) ?? []), scrape]);
-  });
+  }
   if (!byGpu.size) return { reason: `${file} has no energy_consumption readings` };
   const perGpu: ImportedEnergy['perGpu'] = [];
   const gpus: { index: number; name: string }[] = [];

@@ -31,6 +31,25 @@ export function parseJson(text: string, file: string): Json {
 export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The value at a dotted path ("a.b.0.c"), or undefined. */
+/** The records of a JSON Lines file, each read as Fields named by its line; a bad line is named, the last one as possibly truncated. */
+export function parseJsonLines(text: string, file: string): Fields[] {
+  const lines = text.split('\n');
+  const last = text.trimEnd().split('\n').length - 1;
+  const out: Fields[] = [];
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    let parsed;
+    try {
+      parsed = JSON.parse(line);
+    } catch (error) {
+      const truncated = i === last ? ' (the last line: truncated?)' : '';
+      throw new ImportError(file, `line ${i + 1}`, `not valid JSON${truncated}: ${(error as Error).message.replace(/\s*in JSON at position \d+.*$/, '')}`);
+    }
+    out.push(new Fields(file, parsed, `line ${i + 1}`));
+  });
+  return out;
+}
+
 export function at(root: unknown, path: string): unknown {
   let v: unknown = root;
   for (const key of path.split('.')) {
