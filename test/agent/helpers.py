@@ -11,12 +11,14 @@ import json
 import os
 import shutil
 import signal
+import socketserver
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 AGENT_DIR = os.path.join(REPO, "agent")  # holds the package; on sys.path for the tests' imports
@@ -293,3 +295,20 @@ def max_overlap(requests: List[Dict[str, Any]]) -> int:
         in_flight += step
         peak = max(peak, in_flight)
     return peak
+
+
+def serve_on_loopback(handle: Callable[[socketserver.StreamRequestHandler], None]) -> Tuple[socketserver.ThreadingTCPServer, int]:
+    """A threaded TCP server on 127.0.0.1 (an ephemeral port) calling `handle` for each connection, served from a
+    daemon thread; (server, port). Stop it with server.shutdown() and server.server_close()."""
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            handle(self)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, server.server_address[1]

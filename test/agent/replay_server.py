@@ -14,6 +14,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from .helpers import serve_on_loopback
+
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "sse")
 
 
@@ -140,22 +142,8 @@ class ReplayServer:
         self.requests = []  # type: List[Dict[str, Any]]
         self._posts = 0
         self._lock = threading.Lock()
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                outer._handle(self)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self.server, self.port = serve_on_loopback(self._handle)
         self.base_url = "http://127.0.0.1:%d/v1" % self.port
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()

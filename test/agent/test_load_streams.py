@@ -11,7 +11,7 @@ import time
 import unittest
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from .helpers import AgentTestCase, http_point, max_overlap  # noqa: F401  (helpers puts agent/ on sys.path)
+from .helpers import AgentTestCase, http_point, max_overlap, serve_on_loopback  # noqa: F401  (helpers puts agent/ on sys.path)
 
 from wattbench_agent import client, load
 from wattbench_agent.job import PointConfig, WorkloadConfig
@@ -34,22 +34,8 @@ class ScriptedServer:
         self.script = script
         self.requests = []  # type: List[Dict[str, Any]]
         self._lock = threading.Lock()
-        outer = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self) -> None:
-                outer._handle(self)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
+        self.server, self.port = serve_on_loopback(self._handle)
         self.base_url = "http://127.0.0.1:%d/v1" % self.port
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
 
     def close(self) -> None:
         self.server.shutdown()
