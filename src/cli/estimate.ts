@@ -45,7 +45,7 @@ export async function estimateCommand(argv: string[], io: CliIO): Promise<number
     io.err(`${positional[0]}: cannot estimate: ${shape.message}`);
     return 1;
   }
-  const estimate = estimateConfig(loaded.config, loaded.points, profile, () => shape.shape, datasetLengthsFrom(dirname(loaded.path), resolve));
+  const estimate = estimateConfig(loaded.config, loaded.points, { profile, shapes: () => shape.shape, datasets: datasetLengthsFrom(dirname(loaded.path)) });
   if (estimate.error && !estimate.total) {
     io.err(`${positional[0]}: cannot estimate: ${estimate.error}`);
     return 1;

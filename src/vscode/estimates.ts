@@ -1,4 +1,4 @@
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import { datasetLengthsFrom } from '../core/workspace/datasets';
 import * as vscode from 'vscode';
 import type { LoadedConfig } from '../core/config';
@@ -103,10 +103,10 @@ export class EstimateService implements vscode.Disposable {
       const baseDir = document.uri.scheme === 'file' ? dirname(document.uri.fsPath) : undefined;
       const found = this.shapeFor(loaded.config.model, baseDir);
       provenance = found.provenance;
-      const datasets = baseDir === undefined ? undefined : datasetLengthsFrom(baseDir, resolve);
+      const datasets = baseDir === undefined ? undefined : datasetLengthsFrom(baseDir);
       const hostGpus = this.hosts?.hostGpus;
       const reported = hostGpus && reportedGpuFor(loaded.config, (h) => hostGpus.get(h));
-      estimate = estimateConfig(loaded.config, loaded.points, this.profile, found.shape && (() => found.shape), datasets, reported);
+      estimate = estimateConfig(loaded.config, loaded.points, { profile: this.profile, shapes: found.shape && (() => found.shape), datasets, reported });
       // Until the shape is found, say that it is being looked for rather than that the model is unknown.
       if (!estimate.total && (found.pending || found.error)) estimate = { ...estimate, error: found.pending ?? found.error };
     }

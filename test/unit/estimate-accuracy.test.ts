@@ -51,9 +51,9 @@ describe('dataset files in estimates', () => {
     assert.equal(stats.prompts, 3);
     assert.equal(stats.meanPromptTokens, 200);
     const loaded = loadConfig('name: ds\nserver: { base_url: "http://127.0.0.1:8000/v1" }\nmodel: { id: meta-llama/Llama-3.1-8B }\ngpus: { type: H100-SXM-80GB }\nworkload: { dataset: data.jsonl, max_tokens: 128, num_prompts: 10 }\n');
-    const withFile = estimateConfig(loaded.config!, loaded.points, undefined, undefined, (p) => readDatasetStats(join(dir, p)));
+    const withFile = estimateConfig(loaded.config!, loaded.points, { datasets: (p) => readDatasetStats(join(dir, p)) });
     assert.ok(withFile.assumptions.some((a) => /data\.jsonl: 3 prompts, mean ≈ 200 input tokens \(characters \/ 4/.test(a)), withFile.assumptions.join('; '));
-    const unread = estimateConfig(loaded.config!, loaded.points, undefined, undefined, () => undefined);
+    const unread = estimateConfig(loaded.config!, loaded.points, { datasets: () => undefined });
     assert.ok(unread.assumptions.some((a) => /could not be read/.test(a)));
     // Longer prompts than the default cost more prefill: the estimates differ.
     assert.notEqual(withFile.points[0]!.prediction!.ttft_s, unread.points[0]!.prediction!.ttft_s);

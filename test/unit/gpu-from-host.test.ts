@@ -29,7 +29,7 @@ const config = (target: string, gpus = '') => {
 describe('the GPU a host reported, for configs without gpus.type', () => {
   it('takes the catalog entry of a known GPU and says which host reported it', () => {
     const loaded = config('target: gpu1\n');
-    const estimate = estimateConfig(loaded.config!, loaded.points, undefined, undefined, undefined, { host: 'gpu1', gpu: KNOWN_INFO });
+    const estimate = estimateConfig(loaded.config!, loaded.points, { reported: { host: 'gpu1', gpu: KNOWN_INFO } });
     assert.equal(estimate.gpu?.id, KNOWN.id);
     assert.ok(estimate.total, estimate.error);
     assert.ok(estimate.assumptions.includes(`gpus.type not given: the host gpu1 reported ${KNOWN_INFO.name} → ${KNOWN.id}`), estimate.assumptions.join('\n'));
@@ -37,7 +37,7 @@ describe('the GPU a host reported, for configs without gpus.type', () => {
 
   it('estimates a GPU the catalog does not know from its report, and says so', () => {
     const loaded = config('target: gpu1\n');
-    const estimate = estimateConfig(loaded.config!, loaded.points, undefined, undefined, undefined, { host: 'gpu1', gpu: UNKNOWN_INFO });
+    const estimate = estimateConfig(loaded.config!, loaded.points, { reported: { host: 'gpu1', gpu: UNKNOWN_INFO } });
     assert.equal(estimate.gpu?.estimated, true);
     assert.equal(estimate.gpu?.memoryGB, 48);
     assert.equal(estimate.gpu?.maxLimitW, 300);

@@ -320,7 +320,7 @@ describe('estimateConfig with resolved shapes', () => {
     const { options, cacheDir } = setup();
     cacheSnapshot(cacheDir, A.id, 'r', A.text);
     const { shape } = shapeOk(await resolveShape(loaded.config.model, options));
-    const withShape = estimateConfig(loaded.config, loaded.points, undefined, (s) => (s.id === shape.id ? shape : undefined));
+    const withShape = estimateConfig(loaded.config, loaded.points, { shapes: (s) => (s.id === shape.id ? shape : undefined) });
     assert.ok(withShape.total, withShape.error);
     assert.equal(withShape.model?.layers, keys(A.text).num_hidden_layers);
   });

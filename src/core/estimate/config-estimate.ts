@@ -156,14 +156,18 @@ export interface DatasetStats {
 /** Looks up a dataset file named as in the config; undefined when it cannot be read. */
 export type DatasetLengths = (path: string) => DatasetStats | undefined;
 
-export function estimateConfig(
-  config: ResolvedConfig,
-  points: ResolvedPoint[],
-  profile?: CalibrationProfile,
-  shapes?: ResolvedShapes,
-  datasets?: DatasetLengths,
-  reported?: ReportedGpu,
-): ConfigEstimate {
+/** What an estimate may use beyond the config: each found elsewhere (calibration, the shape chain, files, hosts). */
+export interface EstimateInputs {
+  profile?: CalibrationProfile;
+  /** Shapes the resolution chain found for models the catalog lacks. */
+  shapes?: ResolvedShapes;
+  datasets?: DatasetLengths;
+  /** The GPU the config's host reported, for a config without gpus.type. */
+  reported?: ReportedGpu;
+}
+
+export function estimateConfig(config: ResolvedConfig, points: ResolvedPoint[], inputs: EstimateInputs = {}): ConfigEstimate {
+  const { profile, shapes, datasets, reported } = inputs;
   const assumptions: string[] = [];
   const direct = modelFromSpec(config.model);
   const resolved = direct.ok ? undefined : shapes?.(config.model);

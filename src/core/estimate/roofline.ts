@@ -106,8 +106,6 @@ const REFERENCE_BW_PER_RANGE_W = 3350 / (700 - 70);
 /** The prior: PRIOR_START with the fitted numbers of data/prior.json (`npm run accuracy -- --write` refits them). */
 export const PRIOR: PriorParams = Object.freeze(mergePrior(PRIOR_START, priorFit.fitted as Record<string, unknown>));
 
-const FITTED_PRIOR = PRIOR;
-
 function mergePrior(start: PriorParams, fitted: Record<string, unknown>): PriorParams {
   const util = { ...start.util, ...((fitted.util as object | undefined) ?? {}) };
   return { ...start, ...fitted, util: Object.freeze(util) } as PriorParams;
@@ -218,18 +216,18 @@ export interface StepModelOptions {
 }
 
 /** Cost of one tensor-parallel all-reduce: a fixed latency, and seconds per byte of message (ring: 2(N−1)/N of it each way). */
-function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefined, PRIOR: PriorParams): { latency: number; perByte: number; util: number } {
-  if (gpuCount <= 1) return { latency: 0, perByte: 0, util: PRIOR.util.comm };
+function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefined, prior: PriorParams): { latency: number; perByte: number; util: number } {
+  if (gpuCount <= 1) return { latency: 0, perByte: 0, util: prior.util.comm };
   const intra = (gpu.interconnectGBs / 2) * 1e9;
   const perNode = topology?.gpusPerNode;
   const crossesNodes = perNode !== undefined && perNode < gpuCount;
   const inter = crossesNodes && topology?.interNodeGBs ? (topology.interNodeGBs * 1e9) / perNode : Infinity;
-  const oneWay = Math.min(intra, inter) * PRIOR.linkEfficiency;
+  const oneWay = Math.min(intra, inter) * prior.linkEfficiency;
   const hops = 2 * (gpuCount - 1);
   return {
-    latency: PRIOR.allReduceBaseLatencyS + hops * (crossesNodes ? PRIOR.interNodeHopLatencyS : PRIOR.allReduceHopLatencyS),
+    latency: prior.allReduceBaseLatencyS + hops * (crossesNodes ? prior.interNodeHopLatencyS : prior.allReduceHopLatencyS),
     perByte: hops / gpuCount / oneWay,
-    util: crossesNodes ? PRIOR.util.interNodeComm : PRIOR.util.comm,
+    util: crossesNodes ? prior.util.interNodeComm : prior.util.comm,
   };
 }
 
@@ -238,70 +236,70 @@ function allReduce(gpu: GpuSpec, gpuCount: number, topology: Topology | undefine
  * each of `gpuCount` tensor-parallel GPUs, folded into the simulator's SimProfile.
  */
 export function buildStepModel(model: ModelShape, gpu: GpuSpec, gpuCount: number, opts: StepModelOptions = {}): StepModel {
-  const PRIOR = opts.prior ?? FITTED_PRIOR;
+  const prior = opts.prior ?? PRIOR;
   const hint = opts.hint ?? DEFAULT_HINT;
   const cal = opts.calibration ?? NEUTRAL_CALIBRATION;
   const n = Math.max(1, gpuCount);
   const bw = gpu.memoryBWGBs * 1e9;
   const peak = peakFlops(gpu, model);
-  const ar = allReduce(gpu, n, opts.topology, PRIOR);
+  const ar = allReduce(gpu, n, opts.topology, prior);
   const moeCount = moeLayers(model);
   const ep = opts.expertParallel === true && moeCount > 0 && n > 1;
   // Under expert parallelism the MoE layers' all-reduce becomes a dispatch and a combine all-to-all.
   const allReducesPerStep = 2 * model.layers - (ep ? moeCount : 0);
   const activationBytesPerToken = model.hidden * 2;
-  const imbalance = ep ? PRIOR.expertParallelImbalance : 1;
+  const imbalance = ep ? prior.expertParallelImbalance : 1;
   // With data-parallel attention each GPU streams the dense weights whole and its sequences' caches whole.
   const dp = ep && opts.attentionDataParallel === true;
   const denseShards = dp ? 1 : n;
   const allReduces = dp ? 0 : allReducesPerStep;
 
-  const quantFactor = isBlockFp8(model) ? PRIOR.blockFp8StreamFactor : 1;
-  const denseRate = bw * PRIOR.weightStreamEfficiency * quantFactor;
-  const expertRate = bw * PRIOR.expertStreamEfficiency * quantFactor;
+  const quantFactor = isBlockFp8(model) ? prior.blockFp8StreamFactor : 1;
+  const denseRate = bw * prior.weightStreamEfficiency * quantFactor;
+  const expertRate = bw * prior.expertStreamEfficiency * quantFactor;
   // MoE: the experts a step touches grow with the batch; take the tangent at the hinted batch.
   const b0 = Math.max(1, hint.batch);
   const expertSlope = (imbalance * streamedWeightBytesSlope(model, b0)) / n;
   const expertAtHint = (imbalance * streamedExpertBytes(model, b0)) / n;
   const denseS = streamedDenseBytes(model) / denseShards / denseRate;
-  const streamPower = Math.pow(gpu.memoryBWGBs / Math.max(gpu.tdpW - gpu.idleW, 1) / REFERENCE_BW_PER_RANGE_W, PRIOR.memoryPowerExponent);
+  const streamPower = Math.pow(gpu.memoryBWGBs / Math.max(gpu.tdpW - gpu.idleW, 1) / REFERENCE_BW_PER_RANGE_W, prior.memoryPowerExponent);
   const expertS = expertAtHint / expertRate;
   const weights: WorkPart = {
     fixed: denseS + (expertAtHint - expertSlope * b0) / expertRate,
     perSeq: expertSlope / expertRate,
     perCtxToken: 0,
     // Dense and expert streaming draw differently: weight each by its time at the hinted batch.
-    util: Math.min(1, (streamPower * (denseS * PRIOR.util.weights + expertS * PRIOR.expertUtil)) / Math.max(denseS + expertS, 1e-12)),
+    util: Math.min(1, (streamPower * (denseS * prior.util.weights + expertS * prior.expertUtil)) / Math.max(denseS + expertS, 1e-12)),
   };
   const ctx = hint.contextPerSeq;
   const kv: WorkPart = {
     fixed: 0,
-    perSeq: (2 * stateBytesPerSeqPerGpu(model, n)) / (bw * PRIOR.kvStreamEfficiency),
+    perSeq: (2 * stateBytesPerSeqPerGpu(model, n)) / (bw * prior.kvStreamEfficiency),
     perCtxToken:
-      (dp ? kvBytesPerTokenPerGpu(model, 1, ctx) / n : kvBytesPerTokenPerGpu(model, n, ctx)) / (bw * PRIOR.kvStreamEfficiency) +
-      attentionFlopsPerContextToken(model, ctx) / n / (peak * PRIOR.decodeMfu),
-    util: PRIOR.util.kv,
+      (dp ? kvBytesPerTokenPerGpu(model, 1, ctx) / n : kvBytesPerTokenPerGpu(model, n, ctx)) / (bw * prior.kvStreamEfficiency) +
+      attentionFlopsPerContextToken(model, ctx) / n / (peak * prior.decodeMfu),
+    util: prior.util.kv,
   };
   const expertFlops = expertFlopsPerToken(model);
   const compute: WorkPart = {
     fixed: 0,
-    perSeq: (flopsPerToken(model) - expertFlops + imbalance * expertFlops) / n / (peak * PRIOR.decodeMfu),
+    perSeq: (flopsPerToken(model) - expertFlops + imbalance * expertFlops) / n / (peak * prior.decodeMfu),
     perCtxToken: 0,
-    util: PRIOR.util.compute,
+    util: prior.util.compute,
   };
-  const launches = model.layers * (PRIOR.layerOverheadS + (opts.eager ? PRIOR.eagerLayerOverheadS : 0)) + moeCount * PRIOR.moeLayerOverheadS;
+  const launches = model.layers * (prior.layerOverheadS + (opts.eager ? prior.eagerLayerOverheadS : 0)) + moeCount * prior.moeLayerOverheadS;
   const overhead: WorkPart = {
-    fixed: PRIOR.stepOverheadS + launches,
+    fixed: prior.stepOverheadS + launches,
     // Data-parallel engines schedule, sample and detokenise their own sequences side by side.
-    perSeq: PRIOR.seqOverheadS / (dp ? n : 1),
+    perSeq: prior.seqOverheadS / (dp ? n : 1),
     perCtxToken: 0,
-    util: PRIOR.util.overhead,
+    util: prior.util.overhead,
   };
   // All-to-all: each token's activation goes to its k experts and back, (N−1)/N of it off the GPU.
   const a2aBytesPerToken = ep ? (2 * moeCount * model.expertsPerToken! * activationBytesPerToken * (n - 1)) / n / n : 0;
-  const oneWay = ((gpu.interconnectGBs / 2) * 1e9) * PRIOR.linkEfficiency;
+  const oneWay = ((gpu.interconnectGBs / 2) * 1e9) * prior.linkEfficiency;
   const comm: WorkPart = {
-    fixed: allReduces * ar.latency + (ep ? moeCount * PRIOR.expertParallelLatencyS : 0),
+    fixed: allReduces * ar.latency + (ep ? moeCount * prior.expertParallelLatencyS : 0),
     perSeq: allReduces * activationBytesPerToken * ar.perByte + a2aBytesPerToken / oneWay,
     perCtxToken: 0,
     util: ar.util,
@@ -314,7 +312,7 @@ export function buildStepModel(model: ModelShape, gpu: GpuSpec, gpuCount: number
     overhead_s: overhead.fixed / cal.bandwidth,
     comm_s: comm.fixed / cal.bandwidth,
     compute_s_per_token:
-      (flopsPerToken(model) + attentionFlopsPerContextToken(model, hint.promptTokens) * (hint.promptTokens / 2)) / n / (peak * PRIOR.prefillMfu) / cal.compute,
+      (flopsPerToken(model) + attentionFlopsPerContextToken(model, hint.promptTokens) * (hint.promptTokens / 2)) / n / (peak * prior.prefillMfu) / cal.compute,
     comm_s_per_token: (allReduces * activationBytesPerToken * ar.perByte + a2aBytesPerToken / oneWay) / cal.compute,
   };
 
@@ -332,10 +330,10 @@ export function buildStepModel(model: ModelShape, gpu: GpuSpec, gpuCount: number
     prefill: {
       fixed_s: prefillParts.weights_s + prefillParts.overhead_s + prefillParts.comm_s,
       s_per_token: prefillParts.compute_s_per_token + prefillParts.comm_s_per_token,
-      util: Math.min(1, PRIOR.util.prefill * cal.power),
+      util: Math.min(1, prior.util.prefill * cal.power),
     },
     decode: { ...sumParts(decodeParts), ...linearisedUtil(decodeParts, hint, cal.power) },
-    cap: { time_exponent: opts.capTimeExponent ?? PRIOR.capTimeExponent },
+    cap: { time_exponent: opts.capTimeExponent ?? prior.capTimeExponent },
     noise: { rel_std: 0, seed: 1 },
   };
   return { sim, decodeParts, prefillParts, hint };

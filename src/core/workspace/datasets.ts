@@ -3,6 +3,7 @@
  * per token (BPE tokenizers on English text), and the estimate says so.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { DatasetLengths, DatasetStats } from '../estimate/config-estimate';
 
 export const CHARS_PER_TOKEN = 4;
@@ -51,6 +52,6 @@ export function readDatasetStats(path: string): DatasetStats | undefined {
 }
 
 /** A DatasetLengths that reads paths relative to the config's directory. */
-export function datasetLengthsFrom(configDir: string, resolve: (dir: string, p: string) => string): DatasetLengths {
+export function datasetLengthsFrom(configDir: string): DatasetLengths {
   return (path) => readDatasetStats(resolve(configDir, path));
 }
