@@ -27,8 +27,12 @@ describe('the prior against the ML.ENERGY leaderboard', () => {
   });
 
   it('scores chat and H100 GPQA rows, and keeps fill-in-the-middle and B200 GPQA as context', () => {
+    // Counted from the CSV's own cells (task is column 1, gpu column 5), not through the reader.
+    const cells = csv.trim().split('\n').slice(1).map((l) => l.split(','));
+    const expected = cells.filter(([task, , , , gpu]) => task === 'lm-arena-chat' || (task === 'gpqa' && gpu !== 'B200')).length;
     const scored = points.filter(isScored);
-    assert.ok(scored.every((p) => p.task === 'lm-arena-chat' || (p.task === 'gpqa' && p.gpu !== 'B200')));
+    assert.equal(scored.length, expected);
+    assert.ok(cells.some(([task]) => task === 'sourcegraph-fim') && cells.some(([task, , , , gpu]) => task === 'gpqa' && gpu === 'B200'));
     assert.equal(scored.length, recorded.fit.rows);
   });
 
