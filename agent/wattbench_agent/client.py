@@ -18,6 +18,7 @@ from .job import WorkloadConfig
 from .prompts import RequestSpec
 from .readiness import probe_paths
 from .sse import StreamParser, engine_message, one_line
+from .stamped import ClockBridge, ReadCounts, Resolver, kernel_stamps_possible, open_stamped
 from .util import now
 
 
@@ -48,11 +49,12 @@ GENERATE_OWN_PARAMETERS = ("max_new_tokens", "details", "temperature", "top_p", 
 
 class Endpoint:
     """An inference server: where to send, which API (`completions`, `chat`: the OpenAI routes under
-    base_url; `generate`: TGI's native `/generate_stream`), and `request_fields` (the job's
-    server.request_fields, merged into every body; None: the workload's ignore_eos decides)."""
+    base_url; `generate`: TGI's native `/generate_stream`), `request_fields` (the job's
+    server.request_fields, merged into every body; None: the workload's ignore_eos decides), and `headers`
+    sent with every request (e.g. `Authorization` for a hosted API)."""
 
     def __init__(self, base_url: str, api: str, model: str,
-                 request_fields: Optional[Dict[str, Any]] = None) -> None:
+                 request_fields: Optional[Dict[str, Any]] = None, headers: Optional[Dict[str, str]] = None) -> None:
         self.base_url = base_url.rstrip("/")
         parts = urllib.parse.urlsplit(self.base_url)
         self.https = parts.scheme == "https"
@@ -62,6 +64,8 @@ class Endpoint:
         self.api = api
         self.model = model
         self.request_fields = request_fields
+        self.headers = dict(headers or {})
+        self._extra_head = "".join("%s: %s\r\n" % (name, value) for name, value in self.headers.items())
         default_port = 443 if self.https else 80
         self.host_header = self.host if self.port == default_port else "%s:%d" % (self.host, self.port)
         if ":" in self.host and not self.host.startswith("["):  # an IPv6 literal
@@ -118,7 +122,7 @@ class Endpoint:
     def request_bytes(self, body: Dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
         head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n"
-                "Content-Length: %d\r\n\r\n" % (self.generate_path, self.host_header, len(payload)))
+                "%sContent-Length: %d\r\n\r\n" % (self.generate_path, self.host_header, self._extra_head, len(payload)))
         return head.encode("latin-1") + payload
 
 
@@ -169,13 +173,20 @@ IDLE_LIMIT = 4096  # idle kept-alive connections kept per server; more are close
 
 class Feeder:
     """What the requests on one loop share: the loop, one read buffer (every socket's read lands in it and
-    is copied out at once, so a read allocates only its own bytes, not asyncio's 256 KiB), and the idle
-    kept-alive connections to each server, for the next request to reuse."""
+    is copied out at once, so a read allocates only its own bytes, not asyncio's 256 KiB), the idle
+    kept-alive connections to each server, for the next request to reuse, and what plain-HTTP connections
+    need for kernel receive stamps (stamped.py): the clock bridge, the resolved addresses, and how many
+    reads were stamped which way. `kernel_stamps` False: every connection goes through asyncio's
+    transport and reads are stamped when the loop reads them."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, kernel_stamps: bool = True) -> None:
         self.loop = loop
         self.buffer = bytearray(READ_BUFFER_BYTES)
         self.view = memoryview(self.buffer)
+        self.kernel_stamps = kernel_stamps and kernel_stamps_possible()
+        self.bridge = ClockBridge()
+        self.resolver = Resolver()
+        self.reads = ReadCounts()  # reads of asyncio's transports are counted as loop-stamped too
         self._idle = {}  # type: Dict[Tuple[str, int, bool], List[StreamProtocol]]
         self._draining = set()  # type: Set[StreamProtocol]
 
@@ -272,10 +283,14 @@ class StreamProtocol(asyncio.BufferedProtocol):
         return self.feeder.view  # shared: buffer_updated copies a read out before the loop does anything else
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self.feeder.view[:nbytes]))
+        self.feeder.reads.loop += 1
+        self.data_received_at(bytes(self.feeder.view[:nbytes]), time.monotonic())
 
     def data_received(self, data: bytes) -> None:
-        t = time.monotonic()
+        self.data_received_at(data, time.monotonic())
+
+    def data_received_at(self, data: bytes, t: float) -> None:
+        """A read, `t` when its bytes arrived (the kernel's stamp) or, failing that, when it was read."""
         self.last_data = t
         if self.parser is None:  # bytes on an idle connection: no answer to anything of ours
             self.close()
@@ -533,15 +548,17 @@ class Tracker:
 
 
 async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: WorkloadConfig, feeder: Feeder,
-                               tracker: Optional[Tracker] = None) -> Dict[str, Any]:
+                               tracker: Optional[Tracker] = None, defer_gaps: bool = False) -> Dict[str, Any]:
     """Send one streamed request and time its tokens, on a kept-alive connection to the server when one is
     idle (a new one when none is, or when the server closed the reused one before answering), from the
     moment the request's bytes are handed to the socket (a new connection's setup is not in its TTFT).
 
     A stream succeeded when it ended with [DONE], or after a finish_reason however the body then ended
     (TGI before 2.2 and llama.cpp forks send no [DONE]); it failed when the body ended before either, when
-    the connection broke before either, or when the engine reported an error in it."""
-    loop = feeder.loop
+    the connection broke before either, or when the engine reported an error in it.
+
+    `defer_gaps`: `itl_s` is left None and `parser` given instead, for a caller that computes the gaps
+    (parser.gaps()) when it writes the event."""
     parser = StreamParser()
     request = endpoint.request_bytes(endpoint.request_body(spec, workload))
     key = (endpoint.host, endpoint.port, endpoint.https)
@@ -555,10 +572,7 @@ async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: 
         reused = protocol is not None
         if protocol is None:
             try:
-                _, protocol = await asyncio.wait_for(loop.create_connection(
-                    lambda: StreamProtocol(feeder, key), endpoint.host, endpoint.port,
-                    ssl=ssl.create_default_context() if endpoint.https else None,
-                    server_hostname=endpoint.host if endpoint.https else None), REQUEST_CONNECT_TIMEOUT_S)
+                _, protocol = await asyncio.wait_for(_connect(endpoint, feeder, key), REQUEST_CONNECT_TIMEOUT_S)
             except (OSError, asyncio.TimeoutError) as e:
                 error = describe_request_error(e, endpoint)
                 connection_lost = isinstance(e, ConnectionError)  # refused or reset: is the server still there?
@@ -580,26 +594,48 @@ async def stream_request_async(endpoint: Endpoint, spec: RequestSpec, workload: 
         error, connection_lost = _outcome(protocol, endpoint)
         break
     latency = time.monotonic() - m_start
-    result = _result(parser, spec, t_start, m_start, latency, error, connection_lost, protocol)
+    result = _result(parser, spec, t_start, m_start, latency, error, connection_lost, protocol, not defer_gaps)
+    if defer_gaps:
+        result["parser"] = parser
     if protocol is not None:
         protocol.release()
     return result
 
 
+def _connect(endpoint: Endpoint, feeder: Feeder, key: Tuple[str, int, bool]) -> Any:
+    """A new connection: plain HTTP with kernel receive stamps where the kernel gives them, TLS (and any
+    host without them) through asyncio's transport."""
+    if feeder.kernel_stamps and not endpoint.https:
+        return open_stamped(feeder.loop, lambda: StreamProtocol(feeder, key), endpoint.host, endpoint.port,
+                            feeder.resolver, feeder.bridge, feeder.reads)
+    return feeder.loop.create_connection(
+        lambda: StreamProtocol(feeder, key), endpoint.host, endpoint.port,
+        ssl=ssl.create_default_context() if endpoint.https else None,
+        server_hostname=endpoint.host if endpoint.https else None)
+
+
 async def _wait_out(protocol: StreamProtocol) -> None:
-    """Until the response is over, or silent for REQUEST_READ_TIMEOUT_S (one timer per request, not per read)."""
+    """Until the response is over, or silent for REQUEST_READ_TIMEOUT_S: one timer per request, looking
+    at the last read when it fires and set again for the rest of the silence allowed (no task, no timer per
+    read)."""
     if protocol.done.done():
         return
-    while True:
+    loop = protocol.feeder.loop
+    timer = None  # type: Optional[asyncio.TimerHandle]
+
+    def check() -> None:
+        nonlocal timer
         silence = time.monotonic() - protocol.last_data
         if silence >= REQUEST_READ_TIMEOUT_S:
             protocol.abort("no data for %g s" % REQUEST_READ_TIMEOUT_S)
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(protocol.done), REQUEST_READ_TIMEOUT_S - silence)
-            return
-        except asyncio.TimeoutError:
-            continue
+        else:
+            timer = loop.call_later(REQUEST_READ_TIMEOUT_S - silence, check)
+
+    timer = loop.call_later(REQUEST_READ_TIMEOUT_S, check)
+    try:
+        await protocol.done
+    finally:
+        timer.cancel()
 
 
 def _outcome(protocol: StreamProtocol, endpoint: Endpoint) -> Tuple[Optional[str], bool]:
@@ -645,8 +681,9 @@ def _outcome(protocol: StreamProtocol, endpoint: Endpoint) -> Tuple[Optional[str
 
 
 def _result(parser: StreamParser, spec: RequestSpec, t_start: float, m_start: float, latency: float,
-            error: Optional[str], connection_lost: bool, protocol: Optional[StreamProtocol]) -> Dict[str, Any]:
-    timing = parser.result(m_start)  # TTFT, inter-token gaps and token counts: the parser's one definition
+            error: Optional[str], connection_lost: bool, protocol: Optional[StreamProtocol],
+            gaps: bool = True) -> Dict[str, Any]:
+    timing = parser.result(m_start, gaps)  # TTFT, inter-token gaps and token counts: the parser's one definition
     status = protocol.status if protocol is not None and protocol.status != 200 else None
     return {
         "ok": error is None,

@@ -155,6 +155,7 @@ class WorkloadConfig:
     seed: int
     command: Optional[str]
     top_p: Optional[float] = None  # nucleus sampling; sent only when the job sets it
+    client_processes: Optional[int] = None  # load processes (workers.processes_for); None: chosen per point
     tool: Optional[str] = None  # kind == tool: vllm-bench | guidellm | aiperf
     tool_args: List[str] = field(default_factory=list)  # the tool's own arguments, after those the agent sets
 
@@ -284,6 +285,7 @@ def _parse_workload(fields: _Fields, job_dir: str) -> WorkloadConfig:
         seed=seed,
         command=None,
         top_p=fields.number("top_p", None, above=0, maximum=1),
+        client_processes=fields.integer("client_processes", None, minimum=1),
     )
 
 

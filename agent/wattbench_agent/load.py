@@ -18,6 +18,8 @@ from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TI
 from .job import PointConfig
 from .prompts import RequestSpec
 from .sse import one_line
+from .stamped import ReadHoldSelector, run_on_loop
+from .workers import WorkerPool, processes_for
 from .util import now
 
 
@@ -50,6 +52,18 @@ GC_THRESHOLD_0 = 20000
 # delays every stream in flight by several tokens' time and shifts their TTFTs.
 LAG_P99_LIMIT_MS = 5.0
 LAG_MAX_LIMIT_MS = 50.0
+
+
+# From this many streams in flight, kernel-stamped reads wait up to stamped.READ_HOLD_S (1 ms) to be served
+# together: at 64 streams a stream's gap would have to be under 1 ms (64,000 chunks/s, more than one loop
+# reads) for two of its tokens to share a read.
+HOLD_FROM_STREAMS = 64
+
+
+# Request events are written by a task of their own, at most this long at a time before the loop reads
+# again: when a wave of requests ends together (a concurrency point's requests all ask for the same
+# max_tokens) their events cost 100-300 us each, and written inline 256 of them held every read ~70 ms.
+WRITE_SLICE_S = 0.0005
 
 
 def raise_open_file_limit() -> None:
@@ -88,6 +102,8 @@ class PointCounts:
     request_rate_achieved: Optional[float] = None  # request-rate points: requests sent per second
     client_lag_ms: Optional[Dict[str, float]] = None  # the load loop's lateness: p50, p99, max
     client_behind: Optional[bool] = None
+    arrival_stamps: Optional[str] = None  # kernel | loop | mixed: how token arrivals were timed
+    load_processes: Optional[int] = None  # processes that sent the requests (1: the agent's own loop)
 
     def end_fields(self) -> Dict[str, Any]:
         """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
@@ -97,7 +113,8 @@ class PointCounts:
         if self.http and (self.tokens_usage or self.tokens_chunks):
             fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
                                      else "usage" if self.tokens_usage else "chunks")
-        for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind"):
+        for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind",
+                     "arrival_stamps", "load_processes"):
             value = getattr(self, name)
             if self.http and value is not None:
                 fields[name] = value
@@ -130,12 +147,6 @@ class LagMonitor:
         self.lags.append(max(0.0, t - self._due))
         self._due = t + LAG_PERIOD_S  # from now: one stall is one late tick, not a run of them
         self._handle = self.loop.call_at(self._due, self._tick)
-
-    def summary(self) -> Optional[Dict[str, float]]:
-        if not self.lags:
-            return None
-        ms = [lag * 1000.0 for lag in self.lags]
-        return {"p50": round(quantile(ms, 0.5), 3), "p99": round(quantile(ms, 0.99), 3), "max": round(max(ms), 3)}
 
 
 class InFlight(Tracker):
@@ -185,7 +196,7 @@ class LoadRunner:
     concurrency is in flight at once and nothing is started one thread after another."""
 
     def __init__(self, agent: Any, endpoint: Endpoint, point: PointConfig, repeat: int,
-                 counts: PointCounts, deadline: Optional[float]) -> None:
+                 counts: PointCounts, deadline: Optional[float], processes: Optional[int] = None) -> None:
         self.agent = agent
         self.endpoint = endpoint
         self.point = point
@@ -202,15 +213,42 @@ class LoadRunner:
         self._inflight = None  # type: Optional[InFlight]
         self._probe = None  # type: Optional[asyncio.Future]
         self._feeder = None  # type: Optional[Feeder]
+        self._processes = processes  # None: workers.processes_for decides per run
+        self._pool = None  # type: Optional[WorkerPool]
+        self._lags = []  # type: List[float]
+        self._rate_span = None  # type: Optional[Tuple[float, float, int]]
+        self._unwritten = collections.deque()  # type: Deque[Tuple[Dict[str, Any], Any, bool]]
+        self._writer_wake = None  # type: Optional[asyncio.Event]
+        self._writer_closing = False
 
     def run(self, specs: List[RequestSpec], warmup: bool, first_index: int) -> Optional[str]:
         """Send `specs`; returns None when all were sent and answered, else why it stopped early."""
+        return self.run_numbered(list(enumerate(specs, first_index)), warmup)
+
+    def run_numbered(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool,
+                     schedule: Optional[Tuple[float, List[float]]] = None, report: bool = True) -> Optional[str]:
+        """`run` on requests already numbered; `schedule`: (origin, offsets), the arrival times of a share
+        of a request-rate point (a worker's); `report`: write the point's warnings (a worker leaves them
+        to the agent)."""
         self._stop_reason = None
+        self._pool = None
         raise_open_file_limit()
-        numbered = list(enumerate(specs, first_index))
-        thread = threading.Thread(target=self._loop_thread, args=(numbered, warmup), name="load-loop", daemon=True)
-        thread.start()
-        thread.join()
+        processes = self._processes or processes_for(self.workload, len(numbered), warmup)
+        if processes > 1:
+            self._pool = WorkerPool(self, processes)
+            self._stop_reason = self._pool.run(numbered, warmup)
+        else:
+            thread = threading.Thread(target=self._loop_thread, args=(numbered, warmup, schedule), name="load-loop",
+                                      daemon=True)
+            thread.start()
+            thread.join()
+            if not warmup:
+                self.counts.load_processes = 1
+        if report:
+            self._report(warmup)
+        return self._stop_reason
+
+    def _report(self, warmup: bool) -> None:
         if not warmup and self.counts.errors:
             throttled = (", %d throttled (HTTP 429/503: the server refused them)" % self.counts.throttled
                          if self.counts.throttled else "")
@@ -224,20 +262,50 @@ class LoadRunner:
                                    msg="point %s: the load generator fell behind (its loop ran late: p99 %.1f ms, "
                                        "max %.1f ms); its TTFT and inter-token figures include the client's own "
                                        "delay" % (self.point.id, lag.get("p99", 0.0), lag.get("max", 0.0)))
-        return self._stop_reason
 
     def inflight(self) -> int:
         """Requests sent and not yet answered, for the live view (read from another thread)."""
+        if self._pool is not None:
+            return self._pool.inflight()
         tracker = self._inflight
         return len(tracker.protocols) if tracker is not None else 0
 
-    def _loop_thread(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool) -> None:
+    def arrival_offsets(self, n: int) -> List[float]:
+        """The request-rate point's Poisson schedule: n arrival times (s) from its origin, seeded."""
+        rng = random.Random(self.workload.seed * 1000003 + self.repeat)
+        offsets, offset = [], 0.0
+        for _ in range(n):
+            offset += rng.expovariate(self.workload.request_rate)
+            offsets.append(offset)
+        return offsets
+
+    def summarize_lag(self, lags_ms: List[float]) -> None:
+        """The point's client_lag_ms and client_behind from the loop lags (ms) of every load process."""
+        if not lags_ms:
+            return
+        lag = {"p50": round(quantile(lags_ms, 0.5), 3), "p99": round(quantile(lags_ms, 0.99), 3),
+               "max": round(max(lags_ms), 3)}
+        self.counts.client_lag_ms = lag
+        self.counts.client_behind = lag["p99"] > LAG_P99_LIMIT_MS or lag["max"] > LAG_MAX_LIMIT_MS
+
+    def lags_ms(self) -> List[float]:
+        return [round(lag * 1000.0, 3) for lag in self._lags]
+
+    def read_counts(self) -> Dict[str, int]:
+        reads = self._feeder.reads if self._feeder is not None else None
+        return {"kernel": reads.kernel, "loop": reads.loop} if reads is not None else {"kernel": 0, "loop": 0}
+
+    def rate_span(self) -> Optional[Tuple[float, float, int]]:
+        return self._rate_span
+
+    def _loop_thread(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool,
+                     schedule: Optional[Tuple[float, List[float]]] = None) -> None:
         thresholds = gc.get_threshold()
         gc.collect()
         gc.freeze()
         gc.set_threshold(max(thresholds[0], GC_THRESHOLD_0), *thresholds[1:])
         try:
-            asyncio.run(self._main(numbered, warmup))
+            run_on_loop(self._main(numbered, warmup, schedule), ReadHoldSelector(self._holding))
         except BaseException as e:  # noqa: B036 - the loop itself failed: say so, the point's counts stand
             detail = traceback.format_exc()
             self._diag("the load loop of point %s failed:\n%s" % (self.point.id, detail))
@@ -247,7 +315,15 @@ class LoadRunner:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
 
-    async def _main(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool) -> None:
+    def _holding(self) -> bool:
+        """Whether the loop may let reads gather (ReadHoldSelector): only while every read so far had
+        the kernel's stamp, and enough streams are in flight for it to matter."""
+        feeder, inflight = self._feeder, self._inflight
+        return (feeder is not None and inflight is not None and feeder.kernel_stamps and not feeder.reads.loop
+                and len(inflight.protocols) >= HOLD_FROM_STREAMS)
+
+    async def _main(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool,
+                    schedule: Optional[Tuple[float, List[float]]]) -> None:
         loop = asyncio.get_running_loop()
         self._feeder = Feeder(loop)
         self._inflight = InFlight(self)
@@ -255,9 +331,14 @@ class LoadRunner:
         monitor = LagMonitor(loop)
         monitor.start()
         watcher = loop.create_task(self._watch())
+        self._unwritten.clear()
+        self._writer_wake = asyncio.Event()
+        self._writer_closing = False
+        writer = loop.create_task(self._write_events())
         try:
             if self.workload.request_rate is not None and not warmup:
-                origin, last_send, sent = await self._run_at_rate(numbered, self.workload.request_rate)
+                origin, last_send, sent = await self._run_at_rate(numbered, schedule)
+                self._rate_span = (origin, last_send, sent)
                 if sent and last_send > origin:
                     self.counts.request_rate_achieved = round(sent / (last_send - origin), 3)
             else:
@@ -266,6 +347,9 @@ class LoadRunner:
                 await self._run_concurrent(numbered, concurrency, warmup)
         finally:
             watcher.cancel()
+            self._writer_closing = True
+            self._writer_wake.set()
+            await writer
             monitor.stop()
             self._feeder.close_idle()
         if not warmup:
@@ -273,10 +357,9 @@ class LoadRunner:
             self.counts.inflight_max = self._inflight.peak
             mean = self._inflight.mean()
             self.counts.inflight_mean = round(mean, 2) if mean is not None else None
-            lag = monitor.summary()
-            if lag is not None:
-                self.counts.client_lag_ms = lag
-                self.counts.client_behind = lag["p99"] > LAG_P99_LIMIT_MS or lag["max"] > LAG_MAX_LIMIT_MS
+            self.counts.arrival_stamps = self._feeder.reads.kind()
+            self._lags = monitor.lags
+            self.summarize_lag(self.lags_ms())
 
     # --- stopping ---
 
@@ -354,7 +437,9 @@ class LoadRunner:
 
     async def _send(self, index: int, spec: RequestSpec, warmup: bool, done: Dict[str, bool]) -> None:
         # looked up on the module each time, so a test can stand in for it
-        result = await stream_request_async(self.endpoint, spec, self.workload, self._feeder, self._inflight)
+        result = await stream_request_async(self.endpoint, spec, self.workload, self._feeder, self._inflight,
+                                            defer_gaps=True)
+        parser = result.pop("parser", None)
         connection_lost = result.pop("connection_lost")
         retry_after = result.pop("retry_after_s")
         if result["http_status"] is None:
@@ -374,9 +459,55 @@ class LoadRunner:
         event.update(result)
         if error is not None:
             event["error"] = error
-        self.agent.events.emit("request", **event)
+        self._unwritten.append((event, parser, warmup))
         done["emitted"] = True
-        self._count(warmup, result["ok"], result["tokens_from"], result.get("http_status"))
+        if self._writer_wake is not None:
+            self._writer_wake.set()
+
+    async def _write_events(self) -> None:
+        """Write the finished requests' events (gaps computed here), WRITE_SLICE_S at a time, until the
+        point's loop closes the writer and nothing is left."""
+        wake = self._writer_wake
+        assert wake is not None
+        while True:
+            if not self._unwritten:
+                if self._writer_closing:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            until = time.monotonic() + WRITE_SLICE_S
+            while self._unwritten and time.monotonic() < until:
+                self._write_one(*self._unwritten.popleft())
+            await asyncio.sleep(0)
+
+    def _write_one(self, event: Dict[str, Any], parser: Any, warmup: bool) -> None:
+        """One request's event, counted once written. One that cannot be written (a full disk) is retried
+        as a failed request saying why, and if even that fails, reported as an error: never missing silently."""
+        try:
+            if event.get("itl_s") is None:
+                event["itl_s"] = parser.gaps() if parser is not None else []
+            self.agent.events.emit("request", **event)
+        except Exception as e:
+            detail = traceback.format_exc()
+            self._diag("the event of request %s of point %s could not be written:\n%s"
+                       % (event.get("i"), self.point.id, detail))
+            message = "internal error in the load generator: its event could not be written: %s: %s" % (
+                type(e).__name__, e)
+            try:
+                t = now()
+                self.agent.events.emit("request", point=self.point.id, repeat=self.repeat, i=event.get("i"),
+                                       warmup=warmup, ok=False, t_start=event.get("t_start", t),
+                                       t_end=event.get("t_end", t), prompt_tokens=event.get("prompt_tokens", 0),
+                                       output_tokens=0, tokens_from="chunks", ttft_s=None, latency_s=0.0, itl_s=[],
+                                       error=message)
+            except Exception as again:
+                self._emit_error("request %s of point %s has no event: %s: %s (and then %s: %s); it is counted as "
+                                 "failed" % (event.get("i"), self.point.id, type(e).__name__, e,
+                                             type(again).__name__, again), detail)
+            self._count(warmup, ok=False)
+            return
+        self._count(warmup, event["ok"], event.get("tokens_from"), event.get("http_status"))
 
     def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
                http_status: Optional[int] = None) -> None:
@@ -408,6 +539,9 @@ class LoadRunner:
             delay = self._jitter.uniform(step / 2, step)
             how = "exponential backoff with jitter (no Retry-After)"
         self._hold_until = max(self._hold_until, mono + delay)
+        share = getattr(self.agent, "share_hold", None)  # a load worker: the other workers hold too
+        if share is not None:
+            share(self._hold_until)
         self._note("throttled", "the server throttles (%s): new requests wait %.2g s, %s, never past the "
                                 "point's time limit; such requests count as failed"
                    % (one_line(error, 160), delay, how))
@@ -492,11 +626,12 @@ class LoadRunner:
                     senders.add(loop.create_task(work()))
                 self._report_death(task, error, replace)
 
-    async def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]], rate: float) -> Tuple[float, float, int]:
-        """Arrivals at absolute times on one clock: start + the sum of seeded exponential gaps (plus any hold
-        the server asked for), so a late wake-up never delays the arrivals after it. Returns (the schedule's
-        origin, the last send, how many were sent) on the monotonic clock."""
-        rng = random.Random(self.workload.seed * 1000003 + self.repeat)
+    async def _run_at_rate(self, numbered: List[Tuple[int, RequestSpec]],
+                           schedule: Optional[Tuple[float, List[float]]]) -> Tuple[float, float, int]:
+        """Arrivals at absolute times on one clock: origin + the sum of seeded exponential gaps (plus any hold
+        the server asked for), so a late wake-up never delays the arrivals after it; `schedule` gives the
+        origin and the offsets instead (a worker's share of the point's one schedule). Returns (the
+        schedule's origin, the last send, how many were sent) on the monotonic clock."""
         loop = asyncio.get_running_loop()
         tasks = set()  # type: Set[asyncio.Task[None]]
 
@@ -506,13 +641,11 @@ class LoadRunner:
             if error is not None:
                 self._report_death(task, error, None)
 
-        origin = time.monotonic()
+        origin, offsets = schedule if schedule is not None else (time.monotonic(), self.arrival_offsets(len(numbered)))
         shift = 0.0  # holds the server asked for move every later arrival
-        offset = 0.0
         last_send = origin
         sent = 0
-        for index, spec in numbered:
-            offset += rng.expovariate(rate)
+        for (index, spec), offset in zip(numbered, offsets):
             while self._stop_reason is None:
                 reason = self._check_stop()
                 if reason:

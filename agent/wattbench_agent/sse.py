@@ -31,7 +31,7 @@ def engine_message(payload: Any) -> str:
     return one_line(json.dumps(payload))
 
 
-_decode = json.JSONDecoder().decode  # json.loads(str) without its per-call argument checks
+_raw_decode = json.JSONDecoder().raw_decode  # json.loads(str) without its argument checks and whitespace scans
 
 FAILED_FINISH_REASONS = ("abort", "error")  # vLLM: an aborted or failed request; SGLang: {"type": "abort"}
 
@@ -133,32 +133,12 @@ class StreamParser:
         llama.cpp forks send no [DONE]), and no error."""
         return self.error is None and (self.saw_done or self.finish_reason is not None)
 
-    def result(self, m_start: float) -> Dict[str, Any]:
+    def result(self, m_start: float, gaps: bool = True) -> Dict[str, Any]:
         """What a request event takes from the stream, `m_start` being the monotonic time the request was
-        sent. `itl_s` has one gap per output token after the first: a chunk that carried k tokens (when the
-        server said so) adds k gaps of (its arrival - the previous arrival) / k, and the first chunk's
-        extra tokens add gaps of 0. So mean(itl_s) = (last arrival - first arrival) / (tokens - 1): GuideLLM's
-        inter-token latency and vLLM benchmark_serving's TPOT; where each chunk carries one token the list
-        is vLLM benchmark_serving's `itl` exactly (a gap per chunk)."""
-        itl = []  # type: List[float]
-        previous = None  # type: Optional[float]
-        counted = 0
-        arrivals = self.arrivals
-        if all(tokens == 1 or tokens is None for tokens in self.chunk_tokens):
-            # one token a chunk (the usual stream): a gap per chunk, without the general loop's steps
-            itl = [round(at - before, 6) for before, at in zip(arrivals, arrivals[1:])]
-            counted = len(arrivals)
-            arrivals = []
-        for at, tokens in zip(arrivals, self.chunk_tokens):
-            k = 1 if tokens is None else tokens
-            counted += k
-            if k <= 0:
-                continue  # text without a new token (a detokenizer catching up): no token time of its own
-            if previous is None:
-                itl.extend([0.0] * (k - 1))
-            else:
-                itl.extend([round((at - previous) / k, 6)] * k)
-            previous = at
+        sent; `itl_s` is `gaps()` (None with gaps=False: a caller that writes the event later computes
+        them then, off the loop's busy moment)."""
+        counted = sum(1 if tokens is None else tokens for tokens in self.chunk_tokens)
+        itl = self.gaps() if gaps else None
         usage = self.usage or {}
         reported = whole_count(usage.get("completion_tokens"))
         if reported is None:
@@ -178,13 +158,38 @@ class StreamParser:
             "ok_end": self.ok_end,
         }
 
+    def gaps(self) -> List[float]:
+        """One inter-token gap per output token after the first: a chunk that carried k tokens (when the
+        server said so) adds k gaps of (its arrival - the previous arrival) / k, and the first chunk's
+        extra tokens add gaps of 0. So mean(itl_s) = (last arrival - first arrival) / (tokens - 1): GuideLLM's
+        inter-token latency and vLLM benchmark_serving's TPOT; where each chunk carries one token the list
+        is vLLM benchmark_serving's `itl` exactly (a gap per chunk)."""
+        arrivals = self.arrivals
+        if all(tokens == 1 or tokens is None for tokens in self.chunk_tokens):
+            # one token a chunk (the usual stream): a gap per chunk, without the general loop's steps
+            return [round(at - before, 6) for before, at in zip(arrivals, arrivals[1:])]
+        itl = []  # type: List[float]
+        previous = None  # type: Optional[float]
+        for at, tokens in zip(arrivals, self.chunk_tokens):
+            k = 1 if tokens is None else tokens
+            if k <= 0:
+                continue  # text without a new token (a detokenizer catching up): no token time of its own
+            if previous is None:
+                itl.extend([0.0] * (k - 1))
+            else:
+                itl.extend([round((at - previous) / k, 6)] * k)
+            previous = at
+        return itl
+
     def _try_early(self, value: str) -> None:
         """Handle a first data line at once when it is complete on its own, for its arrival time."""
         if value.startswith("{"):  # a JSON object (what engines send): cannot be [DONE]
             try:
-                payload = _decode(value)
+                payload, end = _raw_decode(value)
             except ValueError:
                 return
+            if end != len(value) and value[end:].strip():
+                return  # more after the object: not JSON on its own (more data lines may make it so)
             self._data = []
             self._handle(payload, value, self._event)
             return

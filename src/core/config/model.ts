@@ -25,6 +25,7 @@ export interface ResolvedWorkload {
   warmup: number;
   temperature: number;
   topP?: number;
+  clientProcesses?: number;
   ignoreEos: boolean;
   timeLimitS?: number;
   command?: string;

@@ -60,6 +60,7 @@ export function resolveWorkload(w: WorkloadInput = {}): ResolvedWorkload {
     warmup: w.warmup ?? 2,
     temperature: w.temperature ?? 0,
     topP: w.top_p,
+    clientProcesses: w.client_processes,
     ignoreEos: w.ignore_eos ?? true,
     timeLimitS: w.time_limit === undefined ? undefined : parseDuration(w.time_limit),
     command: w.command,

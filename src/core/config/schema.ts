@@ -192,6 +192,14 @@ export const Workload = Type.Object(
     warmup: Type.Optional(Type.Integer({ minimum: 0, description: 'Warm-up requests sent before measuring.' })),
     temperature: Type.Optional(Temperature),
     top_p: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'Nucleus sampling.' })),
+    client_processes: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          'Processes the agent sends this load from (default: one per 128 streams, or per 5,000 chunks/s at a request rate, up to the host\'s CPUs and 8). 1 keeps every request on one event loop.',
+      }),
+    ),
     ignore_eos: Type.Optional(Type.Boolean({ description: 'Generate exactly max_tokens / output_tokens (default true).' })),
     time_limit: Type.Optional(Duration),
     command: Type.Optional(Type.String({ minLength: 1, description: 'Run this command as the workload instead of HTTP load.' })),

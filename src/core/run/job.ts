@@ -49,6 +49,7 @@ export interface AgentJobPoint {
     warmup_requests: number;
     temperature: number;
     top_p?: number;
+    client_processes?: number;
     ignore_eos: boolean;
     time_limit_s: number | null;
     seed: number;
@@ -128,6 +129,7 @@ export function buildJob(runId: string, config: ResolvedConfig, points: Resolved
           warmup_requests: w.warmup,
           temperature: w.temperature,
           ...(w.topP !== undefined && { top_p: w.topP }),
+          ...(w.clientProcesses !== undefined && { client_processes: w.clientProcesses }),
           ignore_eos: w.ignoreEos,
           time_limit_s: w.timeLimitS ?? null,
           seed: w.seed,
