@@ -81,7 +81,7 @@ class Endpoint:
 
     def probe(self) -> Tuple[bool, str]:
         """(ready, what went wrong): GET base_url/models, then /health on the root (no preset's paths given)."""
-        return probe_paths(self.base_url, list(DEFAULT_PROBE_PATHS), PROBE_TIMEOUT_S)
+        return probe_paths(self.base_url, list(DEFAULT_PROBE_PATHS), PROBE_TIMEOUT_S, self.headers)
 
     def request_body(self, spec: RequestSpec, workload: WorkloadConfig) -> Dict[str, Any]:
         """The JSON body: server.request_fields first, then the job's own fields over them;

@@ -186,6 +186,9 @@ class ServerConfig:
     probe_paths: Optional[List[str]] = None
     metrics_url: Optional[str] = None  # the engine's Prometheus metrics, scraped into `engine` events
     metrics: Dict[str, List[str]] = field(default_factory=dict)  # normalised name -> engine metric names
+    # the name of an environment variable on the host holding the API key, sent as `Authorization: Bearer`
+    # (a hosted API); the key itself is never in the job
+    api_key_env: Optional[str] = None
 
 
 @dataclass
@@ -337,6 +340,7 @@ def _parse_server(fields: Optional[_Fields]) -> Optional[ServerConfig]:
         probe_paths=probe_paths,
         metrics_url=metrics_url,
         metrics={str(k): list(v) for k, v in metrics.items()},
+        api_key_env=fields.string("api_key_env", None),
     )
 
 

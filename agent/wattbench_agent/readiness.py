@@ -4,7 +4,7 @@ import http.client
 import socket
 import ssl
 import urllib.parse
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -26,10 +26,11 @@ def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def probe_paths(base_url: str, paths: List[str], timeout: float = PROBE_TIMEOUT_S) -> Tuple[bool, str]:
-    """(ready, what went wrong): GET each path in turn; ready at the first that answers 200. Any other
-    status is not ready (llama-server's /health answers 503 while the model loads); the first failure is
-    the one reported."""
+def probe_paths(base_url: str, paths: List[str], timeout: float = PROBE_TIMEOUT_S,
+                headers: Optional[Dict[str, str]] = None) -> Tuple[bool, str]:
+    """(ready, what went wrong): GET each path in turn, with `headers` (a hosted API's Authorization);
+    ready at the first that answers 200. Any other status is not ready (llama-server's /health answers 503
+    while the model loads; a hosted API 401 without its key); the first failure is the one reported."""
     parts = urllib.parse.urlsplit(base_url)
     https = parts.scheme == "https"
     host = parts.hostname or "127.0.0.1"
@@ -43,7 +44,7 @@ def probe_paths(base_url: str, paths: List[str], timeout: float = PROBE_TIMEOUT_
         else:
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
-            conn.request("GET", target)
+            conn.request("GET", target, headers=headers or {})
             response = conn.getresponse()
             response.read()
             if response.status == 200:

@@ -412,17 +412,17 @@ class AgentRun:
             command = [sys.executable, AGENT_FILE, "sim-server", "--port", str(port), "--profile", profile_path,
                        "--sim-dir", self._sim_dir(), "--model", config.model,
                        "--seed", str(self.job.sim["noise"]["seed"])]
-            self.endpoint = Endpoint("http://127.0.0.1:%d/v1" % port, config.api, config.model, config.request_fields)
+            self.endpoint = self._endpoint("http://127.0.0.1:%d/v1" % port)
             shell = False
             description = "simulated server (sim-server) on 127.0.0.1:%d" % port
         elif config.command:
             command = config.command
-            self.endpoint = Endpoint(config.base_url, config.api, config.model, config.request_fields)
+            self.endpoint = self._endpoint(config.base_url)
             shell = True
             description = config.command
         else:
             # A server that is already running: it must answer now.
-            self.endpoint = Endpoint(config.base_url, config.api, config.model, config.request_fields)
+            self.endpoint = self._endpoint(config.base_url)
             ready, error = self._probe()
             if not ready:
                 raise FatalError("server", "no server answers at %s (%s); start it, or set server.command so "
@@ -451,12 +451,31 @@ class AgentRun:
         self._phase("server_ready")
         self._start_engine_metrics()
 
+    def _endpoint(self, base_url: str) -> Endpoint:
+        config = self.job.server
+        assert config is not None
+        return Endpoint(base_url, config.api, config.model, config.request_fields, self._api_headers(config))
+
+    @staticmethod
+    def _api_headers(config: Any) -> Dict[str, str]:
+        """`Authorization: Bearer <key>` from the environment variable server.api_key_env names (a hosted
+        API such as OpenAI's); the key is read here on the host and is never in the job nor in an event."""
+        name = config.api_key_env
+        if not name:
+            return {}
+        key = os.environ.get(name, "").strip()
+        if not key:
+            raise FatalError("server", "server.api_key_env names %s, which is not set in the agent's environment on "
+                                       "%s; set it there (the environment the SSH session gives the agent), as the "
+                                       "key is never sent in the job" % (name, socket.gethostname()))
+        return {"Authorization": "Bearer " + key}
+
     def _probe(self) -> Tuple[bool, str]:
         """(ready, what went wrong): the job's probe_paths (the engine preset's), else the endpoint's own."""
         paths = self.job.server.probe_paths if self.job.server is not None else None
         if not paths or self.job.server.sim:
             return self.endpoint.probe()
-        return probe_paths(self.endpoint.base_url, paths)
+        return probe_paths(self.endpoint.base_url, paths, headers=self.endpoint.headers)
 
     def _start_engine_metrics(self) -> None:
         config = self.job.server
@@ -642,6 +661,9 @@ class AgentRun:
         env.update({"WATTBENCH_POINT": point.id, "WATTBENCH_RUN_DIR": self.run_dir})
         if self.endpoint is not None:
             env.update({"WATTBENCH_BASE_URL": self.endpoint.base_url, "WATTBENCH_MODEL": self.endpoint.model})
+            authorization = self.endpoint.headers.get("Authorization", "")
+            if authorization.startswith("Bearer "):
+                env["OPENAI_API_KEY"] = authorization[len("Bearer "):]  # what vllm bench serve and others read
         log_path = os.path.join(self.run_dir, "workload.log")
         deadline = time.monotonic() + workload.time_limit_s if workload.time_limit_s else None
         self._phase("measure", point, repeat)

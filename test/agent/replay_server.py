@@ -122,6 +122,12 @@ ENGINE_GETS = {
 LLAMACPP_LOADING = _json(503, {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}})
 
 NOT_FOUND = _json(404, {"error": "not found"})
+# The OpenAI API without a key (https://platform.openai.com/docs/api-reference/authentication; its error
+# object as https://platform.openai.com/docs/guides/error-codes documents it), on every route
+NO_API_KEY = _json(401, {"error": {"message": "You didn't provide an API key. You need to provide your API key in an "
+                                              "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                                              "YOUR_KEY).", "type": "invalid_request_error", "param": None,
+                                   "code": None}})
 
 
 class ReplayServer:
@@ -180,6 +186,8 @@ class ReplayServer:
         try:
             if loading:
                 self._answer(sock, LLAMACPP_LOADING)
+            elif self.engine == "openai" and not headers.get("authorization", "").startswith("Bearer "):
+                self._answer(sock, NO_API_KEY)
             elif method != "POST":
                 self._answer(sock, self._get_route(path))
             elif transcript is None:

@@ -95,13 +95,17 @@ class EngineReplayTest(AgentTestCase):
         loading = LLAMACPP_LOADING_PROBES if engine == "llama.cpp" else 0
         server = ReplayServer(transcripts[0], engine=engine, loading=loading, transcripts=transcripts[1:])
         try:
-            result = self.run_agent(self.replay_job(job, server.base_url, len(names)))
+            # a hosted API's key is read from the agent's environment on the host (engine openai: OPENAI_API_KEY)
+            env = dict(self.env, OPENAI_API_KEY="sk-replay-key") if job["server"].get("api_key_env") else None
+            result = self.run_agent(self.replay_job(job, server.base_url, len(names)), env=env)
         finally:
             server.close()
         self.assertEqual(result.returncode, 0, result.stderr[-2000:])
         events = self.events(result.run_dir)
         self.assert_well_formed(events)
         self.check_probes(job, server, engine, loading)
+        authorization = {r["headers"].get("authorization") for r in server.requests}
+        self.assertEqual(authorization, {"Bearer sk-replay-key"} if engine == "openai" else {None})
         self.check_bodies(job, server, engine, api, names)
         requests = self.of_type(events, "request")
         self.assertEqual([r["point"] for r in requests], ["t%d" % i for i in range(len(names))])

@@ -3,6 +3,7 @@ here byte for byte (chunked or closed by EOF, cut short, reset), the way vLLM, S
 end, break and report errors in their streams."""
 
 import json
+import os
 import socket
 import socketserver
 import struct
@@ -622,6 +623,35 @@ class PointEndTest(AgentTestCase):
         self.assertEqual((end["status"], end["requests"], end["errors"], end["tokens_from"]),
                          ("ok", 3, 0, "chunks"))
 
+
+    def test_the_api_key_is_read_on_the_host_and_sent_with_every_request_and_probe(self):
+        server = ScriptedServer(lambda n, request: [SSE_UNTIL_CLOSE, tokens(" a"), sse(text_chunk("", finish="stop")),
+                                                    DONE])
+        self.addCleanup(server.close)
+        job = self.make_job([http_point("hosted", num_prompts=2, warmup_requests=0)],
+                            telemetry={"source": "sim", "interval_s": 0.1, "idle_baseline_s": 0})
+        job["server"] = {"sim": False, "command": None, "base_url": server.base_url, "api": "completions",
+                         "model": "m", "ready_timeout_s": 5, "env": {}, "api_key_env": "WB_TEST_API_KEY"}
+        result = self.run_agent(job, env=dict(self.env, WB_TEST_API_KEY="sk-test-123"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(server.requests), 3)  # the readiness probe, then two POSTs
+        self.assertTrue(all(r["headers"].get("authorization") == "Bearer sk-test-123" for r in server.requests),
+                        [r["headers"] for r in server.requests])
+        with open(os.path.join(result.run_dir, "events.ndjson")) as f:
+            self.assertNotIn("sk-test-123", f.read())  # the key is in no event
+
+    def test_an_api_key_variable_that_is_not_set_is_a_clear_error(self):
+        server = ScriptedServer(lambda n, request: [SSE_UNTIL_CLOSE, DONE])
+        self.addCleanup(server.close)
+        job = self.make_job([http_point("hosted", num_prompts=1)],
+                            telemetry={"source": "sim", "interval_s": 0.1, "idle_baseline_s": 0})
+        job["server"] = {"sim": False, "command": None, "base_url": server.base_url, "api": "completions",
+                         "model": "m", "ready_timeout_s": 5, "env": {}, "api_key_env": "WB_TEST_UNSET_KEY"}
+        result = self.run_agent(job, env=dict(self.env, WB_TEST_UNSET_KEY=""))
+        events = self.events(result.run_dir)
+        errors = self.of_type(events, "error")
+        self.assertTrue(any("WB_TEST_UNSET_KEY" in e["message"] and "not set" in e["message"] for e in errors), errors)
+        self.assertEqual(server.posts(), [])
 
     def test_a_throttled_point_says_so_at_its_end(self):
         def script(n, request):

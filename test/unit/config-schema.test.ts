@@ -29,10 +29,11 @@ const configKeys: Record<keyof ConfigInput, true> = {
 const workloadKeys: Record<keyof WorkloadInput, true> = {
   dataset: true, format: true, input_tokens: true, output_tokens: true, num_prompts: true, max_tokens: true,
   concurrency: true, request_rate: true, warmup: true, temperature: true, top_p: true, ignore_eos: true,
-  time_limit: true, command: true, tool: true, tool_args: true, seed: true,
+  time_limit: true, command: true, tool: true, tool_args: true, seed: true, client_processes: true,
 };
 const serverKeys: Record<keyof NonNullable<ConfigInput['server']>, true> = {
   sim: true, command: true, base_url: true, api: true, served_model: true, engine: true, ready_timeout: true, env: true,
+  api_key_env: true,
 };
 const modelKeys: Record<keyof ConfigInput['model'], true> = {
   id: true, params_b: true, layers: true, hidden: true, heads: true, kv_heads: true, intermediate: true, vocab: true,

@@ -46,6 +46,17 @@ describe('engine presets in the job', () => {
     }
   });
 
+  it('a hosted API\'s key is named, never given: OPENAI_API_KEY for the OpenAI API, server.api_key_env over it', () => {
+    assert.equal(job('openai', 'chat', 'https://api.openai.com/v1').job.server.api_key_env, 'OPENAI_API_KEY');
+    assert.equal(job('vllm', 'chat').job.server.api_key_env, undefined);
+    const named = loadConfig(configText('vllm', 'chat').replace('api: chat }', 'api: chat, api_key_env: GATEWAY_KEY }'));
+    assert.ok(named.config, JSON.stringify(named.diagnostics));
+    const built = buildJob('replay', named.config, named.points, (p) => p).job;
+    assert.equal(built.server.api_key_env, 'GATEWAY_KEY');
+    assert.ok(!JSON.stringify(built).includes('sk-'), 'no key in the job');
+    assert.ok(codesOf(configText('vllm', 'chat').replace('api: chat }', 'api: chat, api_key_env: "not a name" }')).some((c) => c.startsWith('error:')));
+  });
+
   it('ignore_eos goes only to the engines whose docs have it, never to TGI, Ollama or the OpenAI API', () => {
     const sent = (engine: string, api = 'chat') => job(engine, api).job.server.request_fields?.ignore_eos === true;
     for (const engine of ['vllm', 'sglang', 'llama.cpp', 'trtllm']) assert.equal(sent(engine), true, engine);

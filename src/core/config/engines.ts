@@ -37,6 +37,8 @@ export interface EnginePreset {
   exactLength: ExactLength;
   /** Whether the OpenAI route lives under `/v1` of the server (so a base_url without it hits the native API). */
   openAiUnderV1: boolean;
+  /** The host's environment variable holding the API key, sent as `Authorization: Bearer` (a hosted API). */
+  apiKeyEnv?: string;
   /** Where each fact above comes from. */
   sources: string[];
 }
@@ -173,7 +175,8 @@ export const ENGINE_PRESETS: Record<EngineName, EnginePreset> = {
       why: 'the OpenAI API accepts no engine fields (ignore_eos is not sent): output lengths vary',
     },
     openAiUnderV1: true,
-    sources: ['https://platform.openai.com/docs/api-reference/completions'],
+    apiKeyEnv: 'OPENAI_API_KEY',
+    sources: ['https://platform.openai.com/docs/api-reference/completions', 'https://platform.openai.com/docs/api-reference/authentication'],
   },
   sim: {
     name: 'sim',

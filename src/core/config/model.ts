@@ -63,6 +63,8 @@ export interface ResolvedServer {
   engine: string;
   readyTimeoutS: number;
   env: Record<string, string>;
+  /** The host's environment variable holding the API key (sent as `Authorization: Bearer`); absent: none. */
+  apiKeyEnv?: string;
   /** The preset's effect, for the job: fields merged into every request (null: the workload's ignore_eos as is). */
   requestFields: Record<string, unknown> | null;
   /** Readiness paths tried in order (`/x` from the server's root, `x` under base_url); null: the agent's default. */

@@ -180,6 +180,7 @@ export function resolveConfig(input: ConfigInput, ctx: ResolveContext): { config
       engine: engine.engine,
       readyTimeoutS: server.ready_timeout === undefined ? 600 : parseDuration(server.ready_timeout)!,
       env: server.env ?? {},
+      apiKeyEnv: server.api_key_env ?? (ENGINE_PRESETS as Record<string, { apiKeyEnv?: string }>)[engine.engine]?.apiKeyEnv,
       requestFields: engine.requestFields,
       probePaths: engine.probePaths,
       metricsUrl: engine.metricsUrl,

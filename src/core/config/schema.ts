@@ -121,6 +121,13 @@ export const Server = Type.Object(
     ),
     ready_timeout: Type.Optional(Duration),
     env: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'Environment variables for the server.' })),
+    api_key_env: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        description:
+          "Name of an environment variable on the host holding the API key, sent as `Authorization: Bearer` with every request and readiness probe (default OPENAI_API_KEY for engine `openai`). The key itself never goes in the config or the job.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

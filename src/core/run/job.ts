@@ -22,6 +22,8 @@ export interface AgentJobServer {
   model: string;
   ready_timeout_s: number;
   env: Record<string, string>;
+  /** The host's environment variable the agent reads the API key from; the key is never in the job. */
+  api_key_env?: string;
   /** The engine preset's name (src/core/config/engines.ts). */
   engine: string;
   /** Merged into every request body by the agent; absent: the workload's ignore_eos is sent as before. */
@@ -103,6 +105,7 @@ export function buildJob(runId: string, config: ResolvedConfig, points: Resolved
       model: config.server.servedModel,
       ready_timeout_s: config.server.readyTimeoutS,
       env: config.server.env,
+      ...(config.server.apiKeyEnv && { api_key_env: config.server.apiKeyEnv }),
       engine: config.server.engine,
       ...(config.server.requestFields && { request_fields: config.server.requestFields }),
       ...(config.server.probePaths && { probe_paths: config.server.probePaths }),
