@@ -104,6 +104,8 @@ class PointCounts:
     client_behind: Optional[bool] = None
     arrival_stamps: Optional[str] = None  # kernel | loop | mixed: how token arrivals were timed
     load_processes: Optional[int] = None  # processes that sent the requests (1: the agent's own loop)
+    concurrency: Optional[int] = None  # what the point asked for, beside what was achieved ...
+    request_rate: Optional[float] = None
 
     def end_fields(self) -> Dict[str, Any]:
         """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
@@ -114,7 +116,7 @@ class PointCounts:
             fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
                                      else "usage" if self.tokens_usage else "chunks")
         for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind",
-                     "arrival_stamps", "load_processes"):
+                     "arrival_stamps", "load_processes", "concurrency", "request_rate"):
             value = getattr(self, name)
             if self.http and value is not None:
                 fields[name] = value
@@ -244,6 +246,11 @@ class LoadRunner:
             thread.join()
             if not warmup:
                 self.counts.load_processes = 1
+        if not warmup:
+            if self.workload.request_rate is not None:
+                self.counts.request_rate = self.workload.request_rate
+            else:
+                self.counts.concurrency = self.workload.concurrency
         if report:
             self._report(warmup)
         return self._stop_reason

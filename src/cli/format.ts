@@ -1,5 +1,6 @@
 import type { RunSummary, SloSummary } from '../core/protocol/summary';
 import { formatDuration, formatEnergy } from '../core/config/units';
+import { summaryNotes } from '../core/run/summary-notes';
 
 /** A plain-text table; columns padded to their widest cell. */
 export function table(headers: string[], rows: (string | number)[][]): string {
@@ -35,11 +36,7 @@ export function summaryTable(summary: RunSummary): string {
   ];
   for (const p of summary.points) if (p.slo) lines.push(sloLine(p.point, p.slo));
   if (summary.caps_restored === false) lines.push('WARNING: the agent could not confirm that power limits were restored');
-  const chunkCounted = summary.points.filter((p) => p.tokens_from === 'chunks' || p.tokens_from === 'mixed').map((p) => p.point);
-  if (chunkCounted.length)
-    lines.push(`note: the engine sent no usage for ${chunkCounted.join(', ')}: output tokens are counted as streamed chunks (low where a chunk carries several tokens)`);
-  const throttled = summary.points.filter((p) => p.requests.throttled);
-  for (const p of throttled) lines.push(`warning: ${p.point}: ${p.requests.throttled} request(s) refused by the server (HTTP 429/503)`);
+  lines.push(...summaryNotes(summary));
   for (const e of summary.errors) lines.push(`error (${e.where}${e.point ? `, ${e.point}` : ''}): ${e.message}`);
   for (const p of summary.problems) lines.push(`stream: ${p}`);
   return lines.join('\n');

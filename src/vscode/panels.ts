@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { summaryCsv } from '../core/store/csv';
 import { readEventsSync, readMeta, readSummary, type RunStore } from '../core/store/store';
 import { loadRunReport } from '../core/workspace/reports';
+import { summaryNotes } from '../core/run/summary-notes';
 import { trackerFromEvents, type LiveTracker } from '../core/view/live';
 import { parseViewMessage, type HostToLive, type HostToResult, type ResultRun, type ViewToHost } from '../core/protocol/webview';
 import { DisposableBag } from './disposable';
@@ -145,7 +146,7 @@ export async function loadResultRun(store: RunStore, runId: string): Promise<Res
     labels: Object.fromEntries(meta.points.map((p) => [p.id, p.label])),
     predictions: meta.predictions ?? {},
     power,
-    notes: meta.notes,
+    notes: [...meta.notes, ...summaryNotes(summary)],
     error: meta.error,
     slurm: meta.slurm,
     denoised,

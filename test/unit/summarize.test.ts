@@ -4,6 +4,7 @@ import type { AgentEvent } from '../../src/core/protocol/events';
 import { EventStream } from '../../src/core/run/stream';
 import { EnergyCurve, summarize, TokenTimeline } from '../../src/core/run/summarize';
 import { Histogram } from '../../src/core/run/histogram';
+import { summaryNotes } from '../../src/core/run/summary-notes';
 
 /**
  * A synthetic run: 2 s idle baseline at 50 W/GPU, then one point with 2 GPUs whose power is a ramp;
@@ -341,5 +342,40 @@ describe('a sweep over several hosts', () => {
     assert.equal(of('q').tokens_from, 'chunks');
     assert.equal(of('r').tokens_from, 'reported');
     assert.deepEqual(of('p').requests, { ok: 2, errors: 2, warmup: 0, throttled: 1 });
+  });
+
+  it('carries how the load generator did over the repeats, and says when it fell behind or fell short', () => {
+    const request = (point: string, i: number, t: number) =>
+      ({ type: 'request', point, i, t, ok: true, t_start: t - 1, t_end: t, prompt_tokens: 1, output_tokens: 5, latency_s: 1, tokens_from: 'usage' });
+    const end = (point: string, repeat: number, fields: Record<string, unknown>) => ({ type: 'point', t: 9, point, repeat, state: 'end', status: 'ok', ...fields });
+    const lag = (p99: number, max: number) => ({ p50: 0.5, p99, max });
+    const events = [
+      { type: 'phase', t: 0, phase: 'measure', point: 'steady', repeat: 0 },
+      ...[0, 1, 2, 3].map((i) => request('steady', i, 1 + i)),
+      end('steady', 0, { concurrency: 4, inflight_max: 4, inflight_mean: 3.5, client_lag_ms: lag(1, 3), client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
+      { type: 'phase', t: 10, phase: 'measure', point: 'steady', repeat: 1 },
+      ...[4, 5, 6, 7].map((i) => request('steady', i, 10 + i)),
+      end('steady', 1, { concurrency: 4, inflight_max: 3, inflight_mean: 2.5, client_lag_ms: lag(8, 60), client_behind: true, arrival_stamps: 'loop', load_processes: 2 }),
+      { type: 'phase', t: 20, phase: 'measure', point: 'rate' },
+      ...Array.from({ length: 100 }, (_, i) => request('rate', i, 21 + i * 0.1)),
+      end('rate', 0, { request_rate: 20, request_rate_achieved: 12, client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
+      { type: 'phase', t: 40, phase: 'measure', point: 'command' },
+      request('command', 0, 41),
+      end('command', 0, {}),
+    ].map((e, seq) => ({ ...e, seq, v: 1 }) as AgentEvent);
+    const s = summarize(events);
+    const of = (id: string) => s.points.find((p) => p.point === id)!;
+    // the worst repeat's lag, the most in flight, either repeat behind: the point is flagged
+    assert.deepEqual(of('steady').client, {
+      concurrency: 4, inflight_max: 4, inflight_mean: 3, lag_ms: { p50: 0.5, p99: 8, max: 60 }, behind: true, arrival_stamps: 'mixed', processes: 2,
+    });
+    assert.equal(of('command').client, undefined, 'a command workload has no load generator to report');
+    const notes = summaryNotes(s);
+    assert.ok(notes.some((n) => n.startsWith('warning: steady: the load generator fell behind (its loop ran late: p99 8.0 ms, max 60.0 ms)')), notes.join('\n'));
+    assert.ok(!notes.some((n) => n.includes('in flight')), 'the most in flight reached the 4 asked for');
+    // 12/s of 20/s over 100 requests: a 40% shortfall, far past a Poisson count's 30%
+    assert.ok(notes.some((n) => n === 'warning: rate: requests went out at 12.00/s of the 20/s asked for'), notes.join('\n'));
+    const short = summarize(events.map((e) => (e.type === 'point' && e.point === 'steady' ? ({ ...e, inflight_max: 2 } as AgentEvent) : e)));
+    assert.ok(summaryNotes(short).includes('warning: steady: at most 2 of the 4 requests asked for were in flight at once'));
   });
 });

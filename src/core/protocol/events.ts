@@ -114,6 +114,13 @@ export interface PointEvent extends Base {
   /** How late the load generator's loop ran (ms); `client_behind` when p99 > 5 or max > 50. */
   client_lag_ms?: { p50: number; p99: number; max: number };
   client_behind?: boolean;
+  /** `kernel`: the socket's receive timestamps; `loop`: when the event loop read the bytes. */
+  arrival_stamps?: 'kernel' | 'loop' | 'mixed';
+  /** Processes that sent the point's requests (1: the agent's own loop). */
+  load_processes?: number;
+  /** What the point asked for (concurrency points / request-rate points), beside what was achieved. */
+  concurrency?: number;
+  request_rate?: number;
 }
 export interface CapEvent extends Base {
   type: 'cap';

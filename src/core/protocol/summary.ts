@@ -67,6 +67,26 @@ export interface PointSummary {
   slo?: SloSummary;
   /** The engine's own metrics over the measure window (absent when it exported none). */
   engine?: EngineSummary;
+  /** How the agent's load generator sent the load and kept up (absent for command workloads and older runs). */
+  client?: ClientSummary;
+}
+
+/**
+ * From the agent's `point` end events (over every repeat): requests in flight (the configured concurrency is
+ * the aim), the request rate achieved, how late the load generator's loops ran and whether that makes the
+ * point's TTFT and inter-token figures suspect (`behind`), how arrivals were stamped and from how many processes.
+ */
+export interface ClientSummary {
+  /** What the point asked for. */
+  concurrency?: number;
+  request_rate?: number;
+  inflight_max?: number;
+  inflight_mean?: number;
+  request_rate_achieved?: number;
+  lag_ms?: { p50: number; p99: number; max: number };
+  behind: boolean;
+  arrival_stamps?: 'kernel' | 'loop' | 'mixed';
+  processes?: number;
 }
 
 /**

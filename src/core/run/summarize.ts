@@ -11,6 +11,7 @@ import { RuntimeFit } from '../estimate/idealized';
 import { Histogram } from './histogram';
 import { objectivesFor, SloAccumulator, type SloPlan } from './slo';
 import { EngineStats } from './engine-stats';
+import { ClientStats } from './client-stats';
 
 interface GpuAccumulator {
   energy: number;
@@ -219,6 +220,7 @@ class PointAccumulator {
   /** The limit the agent set before measuring, from its `cap` event: not the config's wish, which can fail. */
   powerCapW?: number;
   readonly engine = new EngineStats();
+  readonly client = new ClientStats();
   constructor(
     readonly id: string,
     readonly slo?: SloAccumulator,
@@ -305,6 +307,7 @@ export class Summarizer {
         if (event.state === 'start') acc.status = 'running';
         else {
           acc.status = event.status ?? 'ok';
+          acc.client.add(event);
           this.close(acc.measureOf(event.repeat)?.window, event.t);
         }
         break;
@@ -519,6 +522,7 @@ export class Summarizer {
         ...(repeats && { repeats, spread: spreadOf(repeats) }),
         ...(acc.slo && { slo: acc.slo.result(duration, energy.method !== 'none' ? energy.total_j : NaN) }),
         ...(acc.engine.result() && { engine: acc.engine.result() }),
+        ...(acc.client.result() && { client: acc.client.result() }),
       };
     });
 

@@ -7,7 +7,8 @@ const COLUMNS = [
   'avg_power_w', 'peak_power_w', 'energy_j', 'energy_method', 'idle_energy_j', 'dynamic_energy_j', 'j_per_output_token',
   'j_per_response', 'steady_j_per_output_token', 'usd', 'gco2', 'power_cap_w', 'idealized_alpha_s', 'idealized_beta_s',
   'tokens_from', 'requests_throttled', 'slo_attainment', 'slo_met', 'goodput_requests_per_s', 'goodput_output_tokens_per_s',
-  'j_per_slo_token',
+  'j_per_slo_token', 'inflight_max', 'inflight_mean', 'request_rate_achieved', 'client_lag_p99_ms', 'client_behind',
+  'arrival_stamps', 'load_processes',
 ] as const;
 
 function cell(value: unknown): string {
@@ -26,7 +27,8 @@ export function summaryCsv(summary: RunSummary, meta?: RunMeta): string {
     p.energy.peak_power_w, p.energy.total_j, p.energy.method, p.energy.idle_j, p.energy.dynamic_j, p.j_per_output_token,
     p.j_per_response, p.steady?.j_per_output_token, p.cost.usd, p.cost.gco2, p.power_cap_w, p.idealized?.alpha_s, p.idealized?.beta_s,
     p.tokens_from, p.requests.throttled ?? 0, p.slo?.attainment, p.slo?.met, p.slo?.goodput_requests_per_s,
-    p.slo?.goodput_output_tokens_per_s, p.slo?.j_per_slo_token,
+    p.slo?.goodput_output_tokens_per_s, p.slo?.j_per_slo_token, p.client?.inflight_max, p.client?.inflight_mean,
+    p.client?.request_rate_achieved, p.client?.lag_ms?.p99, p.client?.behind, p.client?.arrival_stamps, p.client?.processes,
   ]);
   return [COLUMNS.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
 }
