@@ -202,6 +202,14 @@ def verdict(r: Dict[str, Any]) -> Dict[str, bool]:
             "concurrency_reached": r["inflight_max"] == r["concurrency"]}
 
 
+def per_chunk(r: Dict[str, Any], key: str) -> Optional[float]:
+    """µs of `key` (a CPU time in s) per chunk, from the scenario's own CPU total and µs/chunk."""
+    if not r["cpu_us_per_chunk"] or not r["cpu_s"]:
+        return None
+    chunks = r["cpu_s"] / r["cpu_us_per_chunk"] * 1e6
+    return round(r[key] / chunks * 1e6, 1)
+
+
 def markdown(report: Dict[str, Any]) -> str:
     lines = ["# Load generator ceiling", "",
              "`python3 bench/loadgen.py` (%s, %d CPUs, Python %s, %s; this machine's speed: `sum(range(10**6))` in "
@@ -217,18 +225,19 @@ def markdown(report: Dict[str, Any]) -> str:
              "| streams | load processes · stamps | in flight max / mean | offered chunks/s | measured chunks/s | ITL p50 measured / true (ms) "
              "| ITL p99 measured / true (ms) | TTFT p50 measured / true (server) (ms) "
              "| TTFT p99 measured / true (server) (ms) "
-             "| client CPU µs/chunk | loop lag p99 / max (ms) | client_behind | machine load avg | targets met |",
+             "| client CPU µs/chunk (user + sys) | loop lag p99 / max (ms) | client_behind | machine load avg | targets met |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for r in report["scenarios"]:
         itl, ttft, lag = r["itl_ms"], r["ttft_ms"], r["client_lag_ms"] or {}
         missed = [name for name, good in r["targets"].items() if not good]
-        row = ("| %d | %s · %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s | %s / %s | %s | %s "
-               "| %s |")
+        row = ("| %d | %s · %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s (%s + %s) "
+               "| %s / %s | %s | %s | %s |")
         lines.append(row % (
             r["concurrency"], r["load_processes"], r["arrival_stamps"], r["inflight_max"], r["inflight_mean"], r["offered_chunks_per_s"],
             r["measured_chunks_per_s"], itl["measured"]["p50"], itl["true"]["p50"], itl["measured"]["p99"],
             itl["true"]["p99"], ttft["measured"]["p50"], ttft["true"]["p50"], ttft["server"]["p50"],
             ttft["measured"]["p99"], ttft["true"]["p99"], ttft["server"]["p99"], r["cpu_us_per_chunk"],
+            per_chunk(r, "cpu_user_s"), per_chunk(r, "cpu_sys_s"),
             lag.get("p99"), lag.get("max"), r["client_behind"],
             " → ".join(str(v) for v in r["load_avg_1m"]), "all" if not missed else "missed: " + ", ".join(missed)))
     lines += ["", "Targets: ITL p50 and p99 within 2% of the truth, TTFT within 1 ms, at most 25 µs of client "

@@ -529,6 +529,15 @@ class StreamProtocol(asyncio.BufferedProtocol):
         if self._partial:
             piece = self._partial + piece
             self._partial = b""
+        elif piece.startswith(b"data: {") and piece.endswith(b"}\n\n") and piece.count(b"\n") == 2:
+            parser = self.parser
+            if parser is not None:  # one whole event, as most chunks are: the parser's one-step path
+                parser.feed_event(piece[6:-2], t)
+                if parser.saw_done or parser.error is not None:
+                    if parser.error is not None:
+                        self._keep = False
+                    self._finish()
+            return
         # bytes.splitlines ends lines at LF, CRLF and CR: exactly the SSE spec's line ends
         lines = piece.splitlines(True)
         if not lines[-1].endswith(b"\n"):  # no line end yet, or a CR that may be the first half of a CRLF

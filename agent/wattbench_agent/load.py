@@ -18,7 +18,6 @@ from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TI
 from .job import PointConfig
 from .prompts import RequestSpec
 from .sse import one_line
-from .stamped import ReadHoldSelector, run_on_loop
 from .workers import WorkerPool, processes_for
 from .util import now
 
@@ -52,12 +51,6 @@ GC_THRESHOLD_0 = 20000
 # delays every stream in flight by several tokens' time and shifts their TTFTs.
 LAG_P99_LIMIT_MS = 5.0
 LAG_MAX_LIMIT_MS = 50.0
-
-
-# From this many streams in flight, kernel-stamped reads wait up to stamped.READ_HOLD_S (1 ms) to be served
-# together: at 64 streams a stream's gap would have to be under 1 ms (64,000 chunks/s, more than one loop
-# reads) for two of its tokens to share a read.
-HOLD_FROM_STREAMS = 64
 
 
 # Request events are written by a task of their own, at most this long at a time before the loop reads
@@ -312,7 +305,7 @@ class LoadRunner:
         gc.freeze()
         gc.set_threshold(max(thresholds[0], GC_THRESHOLD_0), *thresholds[1:])
         try:
-            run_on_loop(self._main(numbered, warmup, schedule), ReadHoldSelector(self._holding))
+            asyncio.run(self._main(numbered, warmup, schedule))
         except BaseException as e:  # noqa: B036 - the loop itself failed: say so, the point's counts stand
             detail = traceback.format_exc()
             self._diag("the load loop of point %s failed:\n%s" % (self.point.id, detail))
@@ -321,13 +314,6 @@ class LoadRunner:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-
-    def _holding(self) -> bool:
-        """Whether the loop may let reads gather (ReadHoldSelector): only while every read so far had
-        the kernel's stamp, and enough streams are in flight for it to matter."""
-        feeder, inflight = self._feeder, self._inflight
-        return (feeder is not None and inflight is not None and feeder.kernel_stamps and not feeder.reads.loop
-                and len(inflight.protocols) >= HOLD_FROM_STREAMS)
 
     async def _main(self, numbered: List[Tuple[int, RequestSpec]], warmup: bool,
                     schedule: Optional[Tuple[float, List[float]]]) -> None:

@@ -50,6 +50,9 @@ class WorkerAgent:
         self._dead = False
         self._checked = threading.Event()
         self.runner = None  # type: Optional[LoadRunner]
+        self.hold_until = 0.0  # the latest hold any worker was asked for (monotonic)
+        self.started = threading.Event()  # the agent said start (every worker is ready), or stop
+        self.origin = None  # type: Optional[float]  # a request-rate share's schedule starts here
 
     def share_hold(self, until: float) -> None:
         """The server asked this worker to wait (429/503) until `until` (monotonic): the agent tells the others."""
@@ -70,10 +73,15 @@ class WorkerAgent:
             else:
                 self.cancel.set()  # cancelled, or the agent's own time limit: the worker's deadline says which
             self._checked.set()
+            self.started.set()
+        elif "start" in message:
+            self.origin = message["start"]
+            self.started.set()
         elif "hold" in message:
+            self.hold_until = max(self.hold_until, float(message["hold"]))
             runner = self.runner
             if runner is not None:
-                runner._hold_until = max(runner._hold_until, float(message["hold"]))
+                runner._hold_until = max(runner._hold_until, self.hold_until)
         elif "checked" in message:
             self._dead = self._dead or bool(message["checked"])
             self._checked.set()
@@ -108,6 +116,9 @@ def main() -> None:
     counts = PointCounts()
     runner = LoadRunner(agent, endpoint, point, job["repeat"], counts, job["deadline"], processes=1)
     agent.runner = runner
+    runner._hold_until = max(runner._hold_until, agent.hold_until)  # a hold that came before the runner
+    events.write({"ready": True})
+    agent.started.wait()  # every worker starts together, once all are up
     numbered = [(i, RequestSpec(prompt, prompt_tokens, max_tokens)) for i, prompt, prompt_tokens, max_tokens
                 in job["specs"]]
     done = threading.Event()
@@ -124,8 +135,8 @@ def main() -> None:
     reporter.start()
     stop = None
     try:
-        stop = runner.run_numbered(numbered, job["warmup"], schedule=(job["origin"], job["offsets"])
-                                   if job.get("offsets") is not None else None, report=False)
+        schedule = (agent.origin, job["offsets"]) if job.get("offsets") is not None and agent.origin else None
+        stop = runner.run_numbered(numbered, job["warmup"], schedule=schedule, report=False)
     finally:
         done.set()
         reporter.join()

@@ -2,15 +2,13 @@
 (SO_TIMESTAMPNS, the time the last packet of a read was queued on the socket), converted to
 time.monotonic(). A token's arrival is then when it arrived, not when a busy loop got round to reading it,
 so neither the client's own load nor a burst of streams answering at once (an engine sends every running
-request's token at the same step) adds its delay to TTFT and inter-token gaps; and reads may wait a little
-for each other (`ReadHoldSelector`), which cuts the loop's cost per chunk without moving any stamp.
+request's token at the same step) adds its delay to TTFT and inter-token gaps.
 
 Where the kernel gives no stamp (not Linux, a TLS connection, which goes through asyncio's own transport) a
 read is stamped with time.monotonic() when read, and `Feeder` counts which kind each read had."""
 
 import asyncio
 import os
-import selectors
 import socket
 import struct
 import sys
@@ -76,6 +74,7 @@ class StampedTransport(asyncio.Transport):
         self._protocol = protocol
         self._bridge = bridge
         self._counts = counts
+        self._views = [protocol.get_buffer(-1)]  # the loop's one shared read buffer
         self._pending = bytearray()  # written, not yet taken by the socket
         self._closing = False
         protocol.connection_made(self)
@@ -95,9 +94,9 @@ class StampedTransport(asyncio.Transport):
         return self._closing
 
     def _read_ready(self) -> None:
-        view = self._protocol.get_buffer(-1)
+        views = self._views
         try:
-            nbytes, ancillary, _, _ = self._sock.recvmsg_into([view], ANCILLARY_BYTES)
+            nbytes, ancillary, _, _ = self._sock.recvmsg_into(views, ANCILLARY_BYTES)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
@@ -116,7 +115,7 @@ class StampedTransport(asyncio.Transport):
             t = time.monotonic()
         else:
             self._counts.kernel += 1
-        self._protocol.data_received_at(bytes(view[:nbytes]), t)
+        self._protocol.data_received_at(bytes(views[0][:nbytes]), t)
 
     def write(self, data: Any) -> None:
         if self._closing or not data:
@@ -214,56 +213,5 @@ async def open_stamped(loop: asyncio.AbstractEventLoop, protocol_factory: Callab
     raise last if last is not None else OSError("cannot connect to %s:%d" % (host, port))
 
 
-READ_HOLD_S = 0.001  # how long the loop lets reads gather before it serves them, when holding
-
-
-class ReadHoldSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """The loop's selector, letting ready reads gather for up to READ_HOLD_S after the last poll while
-    `holding()` says so, so that one pass of the loop serves tens of streams instead of one: the loop's
-    own cost per pass (poll, timers, callbacks' bookkeeping) is shared by them. It never holds when the
-    loop has work ready (a poll with timeout 0) nor past the loop's next timer, and only when reads are
-    kernel-stamped: a stamp is the packet's, however long it waited. A hold shorter than a stream's
-    inter-token gap never puts two of its tokens in one read."""
-
-    def __init__(self, holding: Callable[[], bool]) -> None:
-        super().__init__()
-        self.holding = holding
-        self._last = 0.0
-
-    def select(self, timeout: Optional[float] = None) -> List[Tuple[selectors.SelectorKey, int]]:
-        if timeout is None or timeout > 0:
-            wait = self._last + READ_HOLD_S - time.monotonic()
-            if wait > 0 and self.holding():
-                if timeout is not None:
-                    wait = min(wait, timeout)
-                    timeout -= wait
-                time.sleep(wait)
-        events = super().select(timeout)
-        self._last = time.monotonic()
-        return events
-
-
 def kernel_stamps_possible() -> bool:
     return _KERNEL_STAMPS and ANCILLARY_BYTES > 0
-
-
-def run_on_loop(coroutine: Any, selector: selectors.BaseSelector) -> Any:
-    """asyncio.run on a SelectorEventLoop with `selector`: the coroutine to its end, then the tasks left
-    cancelled, async generators and the default executor shut down, the loop closed."""
-    loop = asyncio.SelectorEventLoop(selector)
-    try:
-        asyncio.set_event_loop(loop)
-        return loop.run_until_complete(coroutine)
-    finally:
-        try:
-            tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            if hasattr(loop, "shutdown_default_executor"):
-                loop.run_until_complete(loop.shutdown_default_executor())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()

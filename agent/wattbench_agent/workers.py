@@ -27,6 +27,7 @@ CHUNKS_PER_PROCESS = 5000.0  # ... request-rate points: per this many chunks/s a
 MAX_PROCESSES = 8
 PROCESSES_ENV = "WATTBENCH_LOAD_PROCESSES"  # a fixed number of load processes (1: the agent's own loop only)
 INFLIGHT_REPORT_S = 0.02  # how often a worker says how many of its requests are in flight
+WORKER_READY_WAIT_S = 30.0  # how long the agent waits for every worker to be up before it starts those that are
 WORKER_EXIT_WAIT_S = 10.0  # after its last line, how long a worker may take to exit before it is killed
 
 
@@ -82,6 +83,7 @@ class Worker:
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         self.inflight = 0
         self.end = None  # type: Optional[Dict[str, Any]]
+        self.ready = threading.Event()  # it has its job and waits for the word to start
         self._write_lock = threading.Lock()
         self.send(job)
         self.stderr_tail = []  # type: List[str]
@@ -170,10 +172,8 @@ class WorkerPool:
         runner = self.runner
         workload = runner.workload
         parts = self.processes
-        # a start far enough ahead for every worker to be up (a process and an import: tens of ms)
-        origin = time.monotonic() + 0.2 if workload.request_rate is not None and not warmup else None
-        self.origin = origin
-        offsets = runner.arrival_offsets(len(numbered)) if origin is not None else None
+        rate = workload.request_rate is not None and not warmup
+        offsets = runner.arrival_offsets(len(numbered)) if rate else None
         concurrency = shares(workload.concurrency or min(len(numbered), 4), parts)
         endpoint = runner.endpoint
         for k in range(parts):
@@ -186,8 +186,9 @@ class WorkerPool:
                    "repeat": runner.repeat, "warmup": warmup, "deadline": runner.deadline,
                    "concurrency": concurrency[k], "seed_offset": k,
                    "specs": [[i, spec.prompt, spec.prompt_tokens, spec.max_tokens] for i, spec in mine],
-                   "origin": origin, "offsets": offsets[k::parts] if offsets is not None else None}
+                   "offsets": offsets[k::parts] if offsets is not None else None}
             self.workers.append(Worker(self, k, job))
+        self._start(rate)
         self._step_inflight()
         stop = None  # type: Optional[str]
         try:
@@ -211,6 +212,19 @@ class WorkerPool:
                                        "requests it had in flight have no events" % (worker.number, runner.point.id,
                                                                                      code), tail or None)
         return self._finish(warmup, stop)
+
+    def _start(self, rate: bool) -> None:
+        """Once every worker is up (or has died, or WORKER_READY_WAIT_S passed), start them together; a
+        request-rate point's schedule starts then, on every worker's monotonic clock."""
+        deadline = time.monotonic() + WORKER_READY_WAIT_S
+        while time.monotonic() < deadline and not all(w.ready.is_set() or not w.reader.is_alive() for w in self.workers):
+            if self.runner._check_stop():
+                break
+            time.sleep(0.005)
+        origin = time.monotonic() + 0.005
+        self.origin = origin if rate else None
+        for worker in self.workers:
+            worker.send({"start": origin})
 
     def _finish(self, warmup: bool, stop: Optional[str]) -> Optional[str]:
         runner = self.runner
@@ -255,7 +269,9 @@ class WorkerPool:
 
     def handle(self, worker: Worker, message: Dict[str, Any]) -> None:
         runner = self.runner
-        if "inflight" in message:
+        if "ready" in message:
+            worker.ready.set()
+        elif "inflight" in message:
             with self._lock:
                 worker.inflight = int(message["inflight"])
                 self._step_inflight()

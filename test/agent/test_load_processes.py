@@ -188,8 +188,9 @@ class DeadAgentTest(unittest.TestCase):
                "workload": workers._workload_fields(workload(concurrency=2, num_prompts=2)),
                "point": {"id": "p", "label": "p", "power_cap_w": None, "repeats": 1}, "repeat": 0, "warmup": False,
                "deadline": None, "concurrency": 2, "seed_offset": 0,
-               "specs": [[0, "a", 1, 3], [1, "b", 1, 3]], "origin": None, "offsets": None}
+               "specs": [[0, "a", 1, 3], [1, "b", 1, 3]], "offsets": None}
         worker = workers.Worker(pool, 0, job)
+        worker.send({"start": time.monotonic()})
         deadline = time.monotonic() + 10
         while len(server.posts()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)

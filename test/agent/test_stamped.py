@@ -1,9 +1,8 @@
 """Kernel receive stamps (stamped.py): a token's arrival is when its bytes reached the host, so a loop that
 was busy when they came does not make TTFT late; without them (asyncio's transport) it does, which is what
-the test measures against. The read-hold selector and the clock bridge on their own."""
+the test measures against. The clock bridge on its own."""
 
 import asyncio
-import socket
 import struct
 import time
 import unittest
@@ -105,37 +104,6 @@ class ClockBridgeTest(unittest.TestCase):
         wall = time.time() + 5.0
         payload = struct.pack("@ll", int(wall), 0)
         self.assertLessEqual(bridge.monotonic(payload), time.monotonic())
-
-
-class ReadHoldSelectorTest(unittest.TestCase):
-    def setUp(self) -> None:
-        self.a, self.b = socket.socketpair()
-        self.addCleanup(self.a.close)
-        self.addCleanup(self.b.close)
-
-    def timed_select(self, selector: stamped.ReadHoldSelector, timeout) -> float:
-        started = time.monotonic()
-        selector.select(timeout)
-        return time.monotonic() - started
-
-    def test_holds_only_while_asked_and_never_with_work_ready(self):
-        holding = {"on": True}
-        selector = stamped.ReadHoldSelector(lambda: holding["on"])
-        self.addCleanup(selector.close)
-        import selectors
-        selector.register(self.b, selectors.EVENT_READ)
-        self.a.send(b"x")
-        selector.select(0)  # the first poll: nothing held before it
-        self.assertGreater(self.timed_select(selector, 1.0), stamped.READ_HOLD_S * 0.8)  # ready, held ~1 ms
-        self.assertLess(self.timed_select(selector, 0), stamped.READ_HOLD_S * 0.5)  # work ready: no hold
-        holding["on"] = False
-        self.assertLess(self.timed_select(selector, 1.0), stamped.READ_HOLD_S * 0.5)
-
-    def test_never_holds_past_the_loop_s_next_timer(self):
-        selector = stamped.ReadHoldSelector(lambda: True)
-        self.addCleanup(selector.close)
-        selector.select(0)
-        self.assertLess(self.timed_select(selector, 0.0002), stamped.READ_HOLD_S * 0.8)
 
 
 if __name__ == "__main__":
