@@ -52,9 +52,9 @@ class BenchAgent:
         pass
 
 
-def start_server(gap_ms: float, ttft_ms: float) -> "tuple[subprocess.Popen, int]":
+def start_server(gap_ms: float, ttft_ms: float, spread: bool = True) -> "tuple[subprocess.Popen, int]":
     process = subprocess.Popen([sys.executable, os.path.join(HERE, "loadgen_server.py"), "--gap-ms", str(gap_ms),
-                                "--ttft-ms", str(ttft_ms), "--spread"], stdout=subprocess.PIPE)
+                                "--ttft-ms", str(ttft_ms)] + (["--spread"] if spread else []), stdout=subprocess.PIPE)
     line = process.stdout.readline().decode()
     if not line.startswith("PORT "):
         process.kill()
@@ -76,12 +76,12 @@ def ms(value: Optional[float]) -> Optional[float]:
     return None if value is None else round(value * 1000, 4)
 
 
-def scenario(concurrency: int, seconds: float) -> Dict[str, Any]:
+def scenario(concurrency: int, seconds: float, spread: bool = True) -> Dict[str, Any]:
     gap_ms = max(MIN_GAP_MS, concurrency / TARGET_CHUNKS_PER_S * 1000)
     # two waves of requests, each lasting about seconds/2
     tokens = max(10, int(seconds / 2 / (gap_ms / 1000)))
     load_before = os.getloadavg()[0]
-    process, port = start_server(gap_ms, TTFT_MS)
+    process, port = start_server(gap_ms, TTFT_MS, spread)
     try:
         workload = WorkloadConfig(kind="http", dataset=None, num_prompts=2 * concurrency, max_tokens=tokens,
                                   concurrency=concurrency, request_rate=None, warmup_requests=0, temperature=0.0,
@@ -126,7 +126,7 @@ def scenario(concurrency: int, seconds: float) -> Dict[str, Any]:
     measured_itl = {"p50": ms(quantile(itls, 0.5)), "p99": ms(quantile(itls, 0.99))}
     true_itl = truth["gap_ms"]
     result = {
-        "concurrency": concurrency, "tokens_per_request": tokens, "requests": len(requests), "ok": len(ok),
+        "concurrency": concurrency, "schedule": "spread" if spread else "bursts", "tokens_per_request": tokens, "requests": len(requests), "ok": len(ok),
         "stop": stop, "wall_s": round(wall, 3),
         "gap_ms": round(gap_ms, 3), "ttft_ms_nominal": "%g + U(0, %g)" % (TTFT_MS, round(gap_ms, 3)),
         "offered_chunks_per_s": round(concurrency / (gap_ms / 1000), 1),
@@ -230,10 +230,11 @@ def markdown(report: Dict[str, Any]) -> str:
     for r in report["scenarios"]:
         itl, ttft, lag = r["itl_ms"], r["ttft_ms"], r["client_lag_ms"] or {}
         missed = [name for name, good in r["targets"].items() if not good]
-        row = ("| %d | %s · %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s (%s + %s) "
+        row = ("| %s | %s · %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s (%s + %s) "
                "| %s / %s | %s | %s | %s |")
         lines.append(row % (
-            r["concurrency"], r["load_processes"], r["arrival_stamps"], r["inflight_max"], r["inflight_mean"], r["offered_chunks_per_s"],
+            "%d%s" % (r["concurrency"], "" if r.get("schedule", "spread") == "spread" else " (bursts)"),
+            r["load_processes"], r["arrival_stamps"], r["inflight_max"], r["inflight_mean"], r["offered_chunks_per_s"],
             r["measured_chunks_per_s"], itl["measured"]["p50"], itl["true"]["p50"], itl["measured"]["p99"],
             itl["true"]["p99"], ttft["measured"]["p50"], ttft["true"]["p50"], ttft["server"]["p50"],
             ttft["measured"]["p99"], ttft["true"]["p99"], ttft["server"]["p99"], r["cpu_us_per_chunk"],
@@ -245,7 +246,10 @@ def markdown(report: Dict[str, Any]) -> str:
                   "flight. Arrivals are stamped by the kernel (`kernel`: SO_TIMESTAMPNS, the time the bytes "
                   "reached the socket), so a busy client shifts no stamp; what a late client still spoils is a "
                   "read that took two tokens of one stream at once, which is what the loop-lag column warns of "
-                  "(`client_behind`). The server and the client share this machine's CPUs: where the server "
+                  "(`client_behind`). A `(bursts)` scenario's stand-in sends without phases: every stream that "
+                  "started together sends in the same instant, as an engine's decode step answers every running "
+                  "request at once, so hundreds of reads arrive together and the last is read milliseconds after "
+                  "the first. The server and the client share this machine's CPUs: where the server "
                   "cannot keep its own schedule the truth (its real send times) moves off the nominal gap, and "
                   "the measurement is checked against the truth. The CPU per chunk depends on the machine (see "
                   "its speed above); at one stream it is the loop's fixed cost (a 10 ms lag timer, a 50 ms "
@@ -258,17 +262,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="about how long each scenario runs")
     parser.add_argument("--concurrency", default="1,64,256,512,1024,2048")
+    parser.add_argument("--bursts", default="1024",
+                        help="streams for scenarios whose tokens come in bursts, every stream that started together "
+                             "sending at the same instant as an engine's decode step does ('' for none)")
     parser.add_argument("--out", default=HERE)
     args = parser.parse_args()
     raise_open_file_limit()
     scenarios = []
-    for concurrency in (int(c) for c in args.concurrency.split(",")):
-        r = scenario(concurrency, args.seconds)
+    runs = [(int(c), True) for c in args.concurrency.split(",") if c] + [(int(c), False) for c in args.bursts.split(",") if c]
+    for concurrency, spread in runs:
+        r = scenario(concurrency, args.seconds, spread)
         r["targets"] = verdict(r)
         scenarios.append(r)
-        print("loadgen: %5d streams: %8s chunks/s measured of %8s offered; ITL p50 %s/%s ms, p99 %s/%s ms; "
+        print("loadgen: %5d streams%s: %8s chunks/s measured of %8s offered; ITL p50 %s/%s ms, p99 %s/%s ms; "
               "TTFT p50 %s/%s ms; %s µs CPU/chunk; lag p99 %s ms" % (
-                  concurrency, r["measured_chunks_per_s"], r["offered_chunks_per_s"],
+                  concurrency, "" if spread else " (bursts)", r["measured_chunks_per_s"], r["offered_chunks_per_s"],
                   r["itl_ms"]["measured"]["p50"], r["itl_ms"]["true"]["p50"], r["itl_ms"]["measured"]["p99"],
                   r["itl_ms"]["true"]["p99"], r["ttft_ms"]["measured"]["p50"], r["ttft_ms"]["true"]["p50"],
                   r["cpu_us_per_chunk"], (r["client_lag_ms"] or {}).get("p99")), flush=True)
