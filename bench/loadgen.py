@@ -153,6 +153,7 @@ def scenario(concurrency: int, seconds: float, spread: bool = True) -> Dict[str,
         "cpu_sys_s": round(usage_after.ru_stime - usage_before.ru_stime + children_after.ru_stime
                            - children_before.ru_stime, 3),
         "load_processes": counts.load_processes, "arrival_stamps": counts.arrival_stamps,
+        "arrivals_shared_read": counts.end_fields().get("arrivals_shared_read"),
     }
     ttft = result["ttft_ms"]
     result["ttft_ms"]["error_ms"] = {q: (round(ttft["measured"][q] - ttft["true"][q], 3)

@@ -97,6 +97,8 @@ class PointCounts:
     client_behind: Optional[bool] = None
     arrival_stamps: Optional[str] = None  # kernel | loop | mixed: how token arrivals were timed
     load_processes: Optional[int] = None  # processes that sent the requests (1: the agent's own loop)
+    arrivals: int = 0  # token-carrying chunks of the measured requests ...
+    shared_reads: int = 0  # ... and those read together with the chunk before (stream_parser.shared_reads)
     concurrency: Optional[int] = None  # what the point asked for, beside what was achieved ...
     request_rate: Optional[float] = None
 
@@ -108,6 +110,8 @@ class PointCounts:
         if self.http and (self.tokens_usage or self.tokens_chunks):
             fields["tokens_from"] = ("mixed" if self.tokens_usage and self.tokens_chunks
                                      else "usage" if self.tokens_usage else "chunks")
+        if self.http and self.arrivals:
+            fields["arrivals_shared_read"] = round(self.shared_reads / self.arrivals, 4)
         for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind",
                      "arrival_stamps", "load_processes", "concurrency", "request_rate"):
             value = getattr(self, name)
@@ -501,6 +505,9 @@ class LoadRunner:
             self._count(warmup, ok=False)
             return
         self._count(warmup, event["ok"], event.get("tokens_from"), event.get("http_status"))
+        if parser is not None and not warmup:
+            self.counts.arrivals += len(parser.arrivals)
+            self.counts.shared_reads += parser.shared_reads
 
     def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
                http_status: Optional[int] = None) -> None:

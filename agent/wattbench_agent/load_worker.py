@@ -141,4 +141,5 @@ def main() -> None:
         done.set()
         reporter.join()
     reads = runner.read_counts()
-    events.write({"end": {"stop": stop, "lags": runner.lags_ms(), "reads": reads, "rate": runner.rate_span()}})
+    events.write({"end": {"stop": stop, "lags": runner.lags_ms(), "reads": reads, "rate": runner.rate_span(),
+                          "arrivals": counts.arrivals, "shared_reads": counts.shared_reads}})

@@ -69,6 +69,9 @@ class StreamParser:
         self.first_other_line = ""
         self.chunk_tokens = []  # type: List[Optional[int]]  # tokens each arrival carried; None: not reported
         self.native_tokens = None  # type: Optional[int]  # TGI native details.generated_tokens
+        # arrivals that came in the same read as the one before: their gap is the read's, not the engine's
+        # (the client read late, or the server wrote both at once)
+        self.shared_reads = 0
         self._event = ""
         self._data = []  # type: List[str]
         self._now = 0.0
@@ -293,6 +296,8 @@ class StreamParser:
         if tokens is None and isinstance(timings, dict):
             tokens = self._new_tokens("timings", timings.get("predicted_n"))
         if arrived:
+            if self.arrivals and self.arrivals[-1] == self._now:
+                self.shared_reads += 1
             self.arrivals.append(self._now)
             self.chunk_tokens.append(tokens)
 
@@ -310,6 +315,8 @@ class StreamParser:
     def _handle_tgi_native(self, payload: Dict[str, Any]) -> None:
         """TGI `generate_stream`: one event per token; the last has `generated_text` (and `details`, with
         finish_reason and generated_tokens, when the request asked for details)."""
+        if self.arrivals and self.arrivals[-1] == self._now:
+            self.shared_reads += 1
         self.arrivals.append(self._now)
         self.chunk_tokens.append(1)
         details = payload.get("details")

@@ -307,6 +307,8 @@ class WorkerPool:
                 self._lags.extend(end.get("lags") or [])
                 for kind in ("kernel", "loop"):
                     self._stamps[kind] += int((end.get("reads") or {}).get(kind, 0))
+                runner.counts.arrivals += int(end.get("arrivals") or 0)
+                runner.counts.shared_reads += int(end.get("shared_reads") or 0)
                 if end.get("rate"):
                     self._rate.append(tuple(end["rate"]))  # type: ignore[arg-type]
 

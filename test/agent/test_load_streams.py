@@ -372,6 +372,27 @@ class NonObjectDataTest(LoadTestCase):
         self.assertIn("null", notes[0]["msg"])
 
 
+class SharedReadTest(LoadTestCase):
+    """Token chunks that came in one read share its stamp: the point says what share of its tokens did."""
+
+    def test_chunks_read_together_are_counted(self):
+        # two token chunks in one write (one read), then one after a pause: 1 of 3 arrivals shared a read
+        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a", " b"), ("sleep", 0.05), tokens(" c"),
+                             sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, stop = self.run_load(server, self.specs(2), concurrency=1)
+        self.assertIsNone(stop)
+        requests = agent.events.of_type("request")
+        self.assertTrue(all(r["itl_s"][0] == 0.0 and r["itl_s"][1] > 0.04 for r in requests), requests)
+        self.assertEqual((counts.arrivals, counts.shared_reads), (6, 2))
+        self.assertEqual(counts.end_fields()["arrivals_shared_read"], round(2 / 6, 4))
+
+    def test_chunks_read_apart_share_nothing(self):
+        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a"), ("sleep", 0.03), tokens(" b"),
+                             sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, stop = self.run_load(server, self.specs(2), concurrency=1)
+        self.assertEqual(counts.end_fields()["arrivals_shared_read"], 0.0)
+
+
 class WorkerFailureTest(LoadTestCase):
     """A request that raises inside the agent is a failed request, reported; its sender goes on, and a
     sender that dies all the same is reported and replaced: the concurrency never drops silently."""

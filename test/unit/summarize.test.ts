@@ -355,7 +355,7 @@ describe('a sweep over several hosts', () => {
       end('steady', 0, { concurrency: 4, inflight_max: 4, inflight_mean: 3.5, client_lag_ms: lag(1, 3), client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
       { type: 'phase', t: 10, phase: 'measure', point: 'steady', repeat: 1 },
       ...[4, 5, 6, 7].map((i) => request('steady', i, 10 + i)),
-      end('steady', 1, { concurrency: 4, inflight_max: 3, inflight_mean: 2.5, client_lag_ms: lag(8, 60), client_behind: true, arrival_stamps: 'loop', load_processes: 2 }),
+      end('steady', 1, { concurrency: 4, inflight_max: 3, inflight_mean: 2.5, client_lag_ms: lag(8, 60), client_behind: true, arrival_stamps: 'loop', load_processes: 2, arrivals_shared_read: 0.034 }),
       { type: 'phase', t: 20, phase: 'measure', point: 'rate' },
       ...Array.from({ length: 100 }, (_, i) => request('rate', i, 21 + i * 0.1)),
       end('rate', 0, { request_rate: 20, request_rate_achieved: 12, client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
@@ -368,11 +368,14 @@ describe('a sweep over several hosts', () => {
     // the worst repeat's lag, the most in flight, either repeat behind: the point is flagged
     assert.deepEqual(of('steady').client, {
       concurrency: 4, inflight_max: 4, inflight_mean: 3, lag_ms: { p50: 0.5, p99: 8, max: 60 }, behind: true, arrival_stamps: 'mixed', processes: 2,
+      shared_reads: 0.034,
     });
     assert.equal(of('command').client, undefined, 'a command workload has no load generator to report');
     const notes = summaryNotes(s);
     assert.ok(notes.some((n) => n.startsWith('warning: steady: the load generator fell behind (its loop ran late: p99 8.0 ms, max 60.0 ms)')), notes.join('\n'));
     assert.ok(!notes.some((n) => n.includes('in flight')), 'the most in flight reached the 4 asked for');
+    assert.ok(notes.some((n) => n.startsWith('warning: steady: 3.4% of tokens were read together with the one before')), notes.join('\n'));
+    assert.ok(!notes.some((n) => n.startsWith('warning: rate: ') && n.includes('read together')), 'no shared reads reported: no note');
     // 12/s of 20/s over 100 requests: a 40% shortfall, far past a Poisson count's 30%
     assert.ok(notes.some((n) => n === 'warning: rate: requests went out at 12.00/s of the 20/s asked for'), notes.join('\n'));
     const short = summarize(events.map((e) => (e.type === 'point' && e.point === 'steady' ? ({ ...e, inflight_max: 2 } as AgentEvent) : e)));

@@ -118,6 +118,8 @@ export interface PointEvent extends Base {
   arrival_stamps?: 'kernel' | 'loop' | 'mixed';
   /** Processes that sent the point's requests (1: the agent's own loop). */
   load_processes?: number;
+  /** Share of token chunks read together with the one before (their gap is the read's, not the engine's). */
+  arrivals_shared_read?: number;
   /** What the point asked for (concurrency points / request-rate points), beside what was achieved. */
   concurrency?: number;
   request_rate?: number;

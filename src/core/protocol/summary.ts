@@ -87,6 +87,8 @@ export interface ClientSummary {
   behind: boolean;
   arrival_stamps?: 'kernel' | 'loop' | 'mixed';
   processes?: number;
+  /** The worst repeat's share of token chunks read together with the one before. */
+  shared_reads?: number;
 }
 
 /**

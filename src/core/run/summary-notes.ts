@@ -29,6 +29,10 @@ function clientNotes(p: PointSummary): string[] {
         : 'TTFT and inter-token figures include its own delay';
     notes.push(`warning: ${p.point}: the load generator fell behind${lag}; ${effect}. Fewer streams per process (workload.client_processes) or a less busy host help.`);
   }
+  // Each token read with the one before turns a gap into 0 and doubles the next: ITL p99 is the top 1% of
+  // gaps, and on the bench 0.5% of tokens read in twos moved it 2%; past 0.2% the tail may be the reads'
+  if (c.shared_reads !== undefined && c.shared_reads > 0.002)
+    notes.push(`warning: ${p.point}: ${(c.shared_reads * 100).toFixed(1)}% of tokens were read together with the one before (a late client read, or the engine sending two at once): their gaps are the read's, so the ITL tail may not be the engine's`);
   const requests = p.requests.ok + p.requests.errors;
   if (c.concurrency !== undefined && c.inflight_max !== undefined && c.inflight_max < Math.min(c.concurrency, requests))
     notes.push(`warning: ${p.point}: at most ${c.inflight_max} of the ${c.concurrency} requests asked for were in flight at once`);
