@@ -80,16 +80,6 @@ class StampedTransport(asyncio.Transport):
         protocol.connection_made(self)
         loop.add_reader(self._fd, self._read_ready)
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "socket":
-            return self._sock
-        if name == "peername":
-            try:
-                return self._sock.getpeername()
-            except OSError:
-                return default
-        return default
-
     def is_closing(self) -> bool:
         return self._closing
 
