@@ -156,7 +156,8 @@ describe('running a config in a real VS Code', () => {
     await vscode.screenshot('compare-view');
 
     await vscode.runCommand('Wattbench: Export CSV');
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'e2e-sim' }).first().click({ timeout: 15_000 });
+    // :visible: the Compare Runs picker's rows stay in the DOM, hidden, until the new picker replaces them
+    await page.locator('.quick-input-list .monaco-list-row:visible', { hasText: 'e2e-sim' }).first().click({ timeout: 15_000 });
     // code-server's save dialog is VS Code's own quick input, prefilled with the run's folder.
     await page.waitForFunction(() => document.querySelector<HTMLInputElement>('.quick-input-widget input')?.value.endsWith('.csv'), undefined, { timeout: 15_000 });
     await page.keyboard.press('Enter');
