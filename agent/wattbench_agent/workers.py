@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .job import WorkloadConfig
 from .prompts import RequestSpec
+from .stamped import ReadCounts
 
 STREAMS_PER_PROCESS = 128  # concurrency points: a process per this many streams ...
 CHUNKS_PER_PROCESS = 5000.0  # ... request-rate points: per this many chunks/s at most (rate x max_tokens)
@@ -152,7 +153,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._noted = set()  # type: set
         self._lags = []  # type: List[float]
-        self._stamps = {"kernel": 0, "loop": 0}
+        self._reads = ReadCounts()  # every worker's, summed
         self._inflight_since = None  # type: Optional[float]
         self._inflight_first = None  # type: Optional[float]
         self._inflight_area = 0.0
@@ -244,9 +245,7 @@ class WorkerPool:
                 sent = sum(r[2] for r in self._rate)
                 if sent and last > origin:
                     counts.request_rate_achieved = round(sent / (last - origin), 3)
-            kind = ("mixed" if self._stamps["kernel"] and self._stamps["loop"] else
-                    "kernel" if self._stamps["kernel"] else "loop" if self._stamps["loop"] else None)
-            counts.arrival_stamps = kind
+            counts.arrival_stamps = self._reads.kind()
             runner.summarize_lag(self._lags)
         return stop
 
@@ -305,8 +304,9 @@ class WorkerPool:
                 worker.inflight = 0
                 self._step_inflight()
                 self._lags.extend(end.get("lags") or [])
-                for kind in ("kernel", "loop"):
-                    self._stamps[kind] += int((end.get("reads") or {}).get(kind, 0))
+                reads = end.get("reads") or {}
+                self._reads.kernel += int(reads.get("kernel", 0))
+                self._reads.loop += int(reads.get("loop", 0))
                 runner.counts.arrivals += int(end.get("arrivals") or 0)
                 runner.counts.shared_reads += int(end.get("shared_reads") or 0)
                 if end.get("rate"):

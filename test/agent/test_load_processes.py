@@ -15,7 +15,7 @@ from .helpers import max_overlap  # noqa: F401  (helpers puts agent/ on sys.path
 from .test_load_streams import (SSE_CHUNKED, LAST_CHUNK, DONE, FakeAgent, ScriptedServer, chunked, sse, text_chunk,
                                 tokens, usage_chunk, workload)
 
-from wattbench_agent import util, workers
+from wattbench_agent import stamped, util, workers
 from wattbench_agent.client import Endpoint
 from wattbench_agent.job import PointConfig
 from wattbench_agent.load import LoadRunner, PointCounts
@@ -108,6 +108,8 @@ class PoolTest(PoolTestCase):
             self.assertEqual(counts.inflight_max, 4)
             self.assertEqual(max_overlap(requests), 4)
         self.assertEqual((one[1].load_processes, two[1].load_processes), (1, 2))
+        stamps = "kernel" if stamped.kernel_stamps_possible() else "loop"
+        self.assertEqual((one[1].arrival_stamps, two[1].arrival_stamps), (stamps, stamps))  # summed over workers
         # every prompt went to the server once per run, each from the process it was given to
         prompts = sorted(p["body"]["prompt"] for p in server.posts()[12:])
         self.assertEqual(prompts, sorted("prompt %d" % i for i in range(12)))
