@@ -18,6 +18,7 @@ from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TI
 from .job import PointConfig
 from .prompts import RequestSpec
 from .sse import one_line
+from .stamped import run_loop
 from .workers import WorkerPool, processes_for
 from .util import now
 
@@ -309,7 +310,7 @@ class LoadRunner:
         gc.freeze()
         gc.set_threshold(max(thresholds[0], GC_THRESHOLD_0), *thresholds[1:])
         try:
-            asyncio.run(self._main(numbered, warmup, schedule))
+            run_loop(self._main(numbered, warmup, schedule))
         except BaseException as e:  # noqa: B036 - the loop itself failed: say so, the point's counts stand
             detail = traceback.format_exc()
             self._diag("the load loop of point %s failed:\n%s" % (self.point.id, detail))

@@ -3,10 +3,13 @@ was busy when they came does not make TTFT late; without them (asyncio's transpo
 the test measures against. The clock bridge on its own."""
 
 import asyncio
+import select
+import socket
 import struct
+import threading
 import time
 import unittest
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 from .helpers import serve_on_loopback  # noqa: F401  (helpers puts agent/ on sys.path)
 from .test_load_streams import SSE_CHUNKED, LAST_CHUNK, DONE, chunked, sse, text_chunk, tokens, workload
@@ -104,6 +107,194 @@ class ClockBridgeTest(unittest.TestCase):
         wall = time.time() + 5.0
         payload = struct.pack("@ll", int(wall), 0)
         self.assertLessEqual(bridge.monotonic(payload), time.monotonic())
+
+
+@unittest.skipUnless(stamped.DirectSelector.available(), "no epoll on this platform")
+class DirectSelectorTest(unittest.TestCase):
+    """The load loop's selector: asyncio's own sockets as a selector serves them, stamped sockets' handlers
+    called from select() itself."""
+
+    def pair(self) -> Tuple[socket.socket, socket.socket]:
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        return a, b
+
+    def selector(self) -> stamped.DirectSelector:
+        selector = stamped.DirectSelector()
+        self.addCleanup(selector.close)
+        return selector
+
+    def test_a_direct_handler_gets_its_socket_s_events_from_select(self):
+        selector = self.selector()
+        a, b = self.pair()
+        seen = []  # type: List[int]
+        selector.add_direct(a.fileno(), seen.append)
+        self.assertEqual(selector.select(0), [])
+        self.assertEqual(seen, [])
+        b.sendall(b"x")
+        self.assertEqual(selector.select(1.0), [])  # nothing for asyncio: the handler had it
+        self.assertEqual(len(seen), 1)
+        self.assertTrue(seen[0] & select.EPOLLIN)
+
+    def test_a_failing_handler_is_reported_and_the_others_still_run(self):
+        selector = self.selector()
+        errors = []  # type: List[BaseException]
+        selector.on_error = errors.append
+        called = []  # type: List[str]
+        pairs = [self.pair() for _ in range(3)]
+
+        def failing(event: int) -> None:
+            called.append("failing")
+            raise ValueError("a handler's bug")
+
+        selector.add_direct(pairs[0][0].fileno(), lambda e: called.append("first"))
+        selector.add_direct(pairs[1][0].fileno(), failing)
+        selector.add_direct(pairs[2][0].fileno(), lambda e: called.append("last"))
+        for _, b in pairs:
+            b.sendall(b"x")
+        time.sleep(0.05)
+        selector.select(1.0)
+        self.assertEqual(sorted(called), ["failing", "first", "last"])
+        self.assertEqual([str(e) for e in errors], ["a handler's bug"])
+
+    def test_without_an_error_handler_a_handler_s_exception_is_raised(self):
+        selector = self.selector()
+        a, b = self.pair()
+        selector.add_direct(a.fileno(), lambda e: 1 / 0)
+        b.sendall(b"x")
+        with self.assertRaises(ZeroDivisionError):
+            selector.select(1.0)
+
+    def test_writes_are_watched_only_while_asked_for(self):
+        selector = self.selector()
+        a, _ = self.pair()
+        seen = []  # type: List[int]
+        selector.add_direct(a.fileno(), seen.append)
+        selector.select(0)
+        self.assertEqual(seen, [])  # writable, but nobody asked
+        selector.modify_direct(a.fileno(), True)
+        selector.select(0)
+        self.assertEqual(len(seen), 1)
+        self.assertEqual(seen[0] & select.EPOLLOUT, select.EPOLLOUT)
+        selector.modify_direct(a.fileno(), False)
+        selector.select(0)
+        self.assertEqual(len(seen), 1)
+
+    def test_a_removed_socket_reaches_its_handler_no_more(self):
+        selector = self.selector()
+        a, b = self.pair()
+        seen = []  # type: List[int]
+        selector.add_direct(a.fileno(), seen.append)
+        selector.remove_direct(a.fileno())
+        selector.remove_direct(a.fileno())  # twice: nothing to do
+        b.sendall(b"x")
+        self.assertEqual(selector.select(0.05), [])
+        self.assertEqual(seen, [])
+        # the number is free again, for asyncio's own or another direct socket
+        selector.add_direct(a.fileno(), seen.append)
+        selector.select(1.0)
+        self.assertEqual(len(seen), 1)
+
+    def test_a_socket_is_either_direct_or_asyncio_s(self):
+        selector = self.selector()
+        a, _ = self.pair()
+        selector.add_direct(a.fileno(), lambda e: None)
+        with self.assertRaises(KeyError):
+            selector.register(a, 1)
+        c, _ = self.pair()
+        selector.register(c, 1)
+        with self.assertRaises(KeyError):
+            selector.add_direct(c.fileno(), lambda e: None)
+
+    def test_asyncio_s_own_sockets_work_on_the_loop(self):
+        # a server and a client of asyncio's own streams, beside a direct socket that keeps getting data
+        async def main() -> Tuple[bytes, int]:
+            loop = asyncio.get_running_loop()
+            direct = stamped.direct_selector(loop)
+            self.assertIsNotNone(direct)
+            a, b = self.pair()
+            reads = []  # type: List[int]
+            direct.add_direct(a.fileno(), lambda e: reads.append(len(a.recv(100))))
+            self.addCleanup(direct.remove_direct, a.fileno())
+
+            async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                writer.write((await reader.readline()).upper())
+                await writer.drain()
+                writer.close()
+
+            server = await asyncio.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            b.sendall(b"one")
+            writer.write(b"hello\n")
+            answer = await reader.readline()
+            b.sendall(b"two")
+            await asyncio.sleep(0.05)
+            writer.close()
+            server.close()
+            await server.wait_closed()
+            return answer, sum(reads)
+
+        answer, direct_bytes = stamped.run_loop(main())
+        self.assertEqual(answer, b"HELLO\n")
+        self.assertEqual(direct_bytes, 6)
+
+    def test_a_stamped_write_larger_than_the_socket_takes_arrives_whole(self):
+        # the server reads only after a pause, so the write has to wait for room (EPOLLOUT) on the loop
+        payload = bytes(range(256)) * (16 * 4096)  # 16 MiB: more than loopback's buffers hold
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+        received = bytearray()
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                time.sleep(0.2)
+                while len(received) < len(payload):
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        break
+                    received.extend(data)
+                conn.sendall(b"ok")
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+
+        class Protocol(asyncio.Protocol):
+            def __init__(self) -> None:
+                self.buffer = bytearray(1 << 16)
+                self.data = b""
+                self.done = asyncio.get_running_loop().create_future()
+
+            def get_buffer(self, hint: int) -> Any:
+                return memoryview(self.buffer)
+
+            def data_received_at(self, data: bytes, t: float) -> None:
+                self.data += data
+                if self.data == b"ok" and not self.done.done():
+                    self.done.set_result(None)
+
+            def eof_received(self) -> bool:
+                return False
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            transport, protocol = await stamped.open_stamped(
+                loop, Protocol, "127.0.0.1", listener.getsockname()[1], stamped.Resolver(),
+                stamped.ClockBridge(), stamped.ReadCounts())
+            transport.write(payload)
+            self.assertTrue(transport._pending, "the socket took it all: nothing here waited for room")
+            await asyncio.wait_for(protocol.done, 10)
+            transport.close()
+
+        stamped.run_loop(main())
+        thread.join(5)
+        self.assertEqual(len(received), len(payload))
+        self.assertTrue(received == payload)
 
 
 if __name__ == "__main__":
