@@ -2,8 +2,9 @@
 finish, errors), independent of how the bytes were received."""
 
 import json
+import re
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 
 ERROR_TEXT_LIMIT = 300  # characters of a server's error message kept in a request event
@@ -32,6 +33,11 @@ def engine_message(payload: Any) -> str:
 
 
 _raw_decode = json.JSONDecoder().raw_decode  # json.loads(str) without its argument checks and whitespace scans
+
+# The fields that carry a chunk's output text, as a compact JSON key and the start of its string value.
+_TEXT_KEYS = tuple((name, b'"%s":"' % name.encode()) for name in ("content", "text", "reasoning_content", "reasoning"))
+# A JSON string's content that needs no decoding to compare or swap: no quote, no escape, no control byte.
+_PLAIN = re.compile(rb'[^"\\\x00-\x1f]+')
 
 FAILED_FINISH_REASONS = ("abort", "error")  # vLLM: an aborted or failed request; SGLang: {"type": "abort"}
 
@@ -76,6 +82,10 @@ class StreamParser:
         self._data = []  # type: List[str]
         self._now = 0.0
         self._counted = {}  # type: Dict[str, int]  # the last cumulative count seen, per counter
+        # A stream's plain chunks differ only in their text (same id, model, created, field order): the
+        # bytes before and after the text of the last plain chunk parsed (_learn), so the next can be known
+        # without its JSON (feed_event). None: nothing learned yet.
+        self._template = None  # type: Optional[Tuple[bytes, bytes]]
 
     @property
     def finished(self) -> bool:
@@ -127,8 +137,21 @@ class StreamParser:
     def feed_event(self, raw: bytes, t: float) -> None:
         """A whole event of one data line holding a JSON object, `raw` being what follows `data: ` up to its
         blank line (what nearly every chunk of every engine is): feed() of the data line and the blank line
-        in one step. Anything else is left to feed()."""
+        in one step. Anything else is left to feed().
+
+        A chunk that is the stream's learned template with other plain text in its place (most chunks of a
+        stream) is what _handle would make of it, an arrival and nothing more, without decoding its JSON."""
         if not self._data and not self._event:
+            template = self._template
+            if template is not None and raw.startswith(template[0]) and raw.endswith(template[1]):
+                if _PLAIN.fullmatch(raw, len(template[0]), len(raw) - len(template[1])):
+                    self._now = t
+                    arrivals = self.arrivals
+                    if arrivals and arrivals[-1] == t:
+                        self.shared_reads += 1
+                    arrivals.append(t)
+                    self.chunk_tokens.append(None)
+                    return
             value = raw.decode("utf-8", "replace")
             try:
                 payload, end = _raw_decode(value)
@@ -136,7 +159,10 @@ class StreamParser:
                 payload, end = None, -1
             if end == len(value):
                 self._now = t
+                arrived = len(self.arrivals)
                 self._handle(payload, value, "")
+                if len(self.arrivals) > arrived and self.chunk_tokens[-1] is None:
+                    self._learn(raw, payload)
                 return
         self.feed(b"data: " + raw + b"\n", t)
         self.feed(b"\n", t)
@@ -200,6 +226,35 @@ class StreamParser:
                 itl.extend([round((at - previous) / k, 6)] * k)
             previous = at
         return itl
+
+    def _learn(self, raw: bytes, payload: Dict[str, Any]) -> None:
+        """Keep `raw` as the stream's template if it is a plain chunk: one choice whose one output field is
+        a plain JSON string, written compactly, found once in `raw`, and nothing else _handle acts on (no
+        usage, timings, finish_reason, error). Another chunk with these bytes around other plain text then
+        parses to this payload with only that text changed: _handle would count it the same way. A chunk
+        that is no template leaves the last one: a template stays true of any chunk it matches."""
+        if payload.get("usage") is not None or payload.get("timings") is not None or payload.get("error"):
+            return
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+            return
+        choice = choices[0]
+        delta = choice.get("delta")
+        delta = delta if isinstance(delta, dict) else {}
+        if choice.get("finish_reason") or delta.get("tool_calls"):
+            return
+        carriers = [(name, key) for name, key in _TEXT_KEYS
+                    if (choice.get(name) if name == "text" else delta.get(name))]
+        if len(carriers) != 1:
+            return
+        name, key = carriers[0]
+        text = choice.get(name) if name == "text" else delta.get(name)
+        if not isinstance(text, str) or raw.count(key) != 1:
+            return
+        start = raw.find(key) + len(key)
+        end = raw.find(b'"', start)
+        if end > start and _PLAIN.fullmatch(raw, start, end) and raw[start:end].decode("utf-8", "replace") == text:
+            self._template = (raw[:start], raw[end:])
 
     def _try_early(self, value: str) -> None:
         """Handle a first data line at once when it is complete on its own, for its arrival time."""

@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .helpers import AGENT_DIR  # noqa: F401  (puts agent/ on sys.path)
 from .replay_server import ReplayServer, Transcript, all_transcripts, load_transcript
 
-from wattbench_agent import load
+from wattbench_agent import load, sse
 from wattbench_agent.job import WorkloadConfig
 from wattbench_agent.client import Endpoint
 from wattbench_agent.prompts import RequestSpec
@@ -197,6 +197,34 @@ class CorpusThroughParserTest(unittest.TestCase):
                 result = parser.result(0.0)
                 self.check(result, expected, name)
 
+    def test_every_transcript_as_the_client_feeds_it(self):
+        # whole one-line events through feed_event (its learned-template step included), the rest line by line
+        decoded = counting_decoder(self)
+        fast = 0
+        for name in all_transcripts():
+            t = load_transcript(name)
+            if t.status != 200:
+                continue
+            with self.subTest(transcript=name):
+                parser = StreamParser()
+                at = 0.0
+                events = decoded.count = 0
+                for gap, write in zip(t.gaps, t.writes):
+                    at += gap
+                    if write.startswith(b"data: {") and write.endswith(b"}\n\n") and write.count(b"\n") == 2:
+                        parser.feed_event(write[6:-2], at)
+                        events += 1
+                    else:
+                        for line in write.splitlines(keepends=True):
+                            parser.feed(line, at)
+                    if parser.finished:
+                        break
+                else:
+                    parser.end(at)
+                fast += events - decoded.count
+                self.check(parser.result(0.0), expected_of(t), name)
+        self.assertGreater(fast, 0, "no event was known by its template: the step this test is for never ran")
+
     def check(self, result: Dict[str, Any], expected: Expected, name: str) -> None:
         ok = result["error"] is None
         self.assertEqual(ok, expected.ok and not expected.reset, result)
@@ -212,6 +240,111 @@ class CorpusThroughParserTest(unittest.TestCase):
         self.assertEqual(result["output_tokens"], expected.output_tokens, result)
         self.assertEqual(result["tokens_from"], "usage" if expected.usage_tokens is not None else "chunks")
         self.assertEqual(result["ok_end"], ok and not expected.reset)
+
+
+def counting_decoder(test: unittest.TestCase) -> Any:
+    """sse's JSON decoder, counting its calls for this test (`.count`)."""
+    real = sse._raw_decode
+
+    def decode(value: str) -> Any:
+        decode.count += 1  # type: ignore[attr-defined]
+        return real(value)
+
+    decode.count = 0  # type: ignore[attr-defined]
+    sse._raw_decode = decode
+    test.addCleanup(setattr, sse, "_raw_decode", real)
+    return decode
+
+
+def compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chat_chunk(delta: Dict[str, Any], finish: Any = None, usage: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """vLLM's chat chunk, as it writes it (compact, this field order)."""
+    chunk = {"id": "chatcmpl-7", "object": "chat.completion.chunk", "created": 1764700000, "model": "m",
+             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}  # type: Dict[str, Any]
+    if usage is not None:
+        chunk["usage"] = usage
+    return chunk
+
+
+class TemplateStepTest(unittest.TestCase):
+    """feed_event knows most chunks by the bytes around their text; any chunk that differs elsewhere, or whose
+    text needs JSON decoding, is parsed in full. Checked against what each chunk's own JSON says."""
+
+    def feed(self, chunks: List[Dict[str, Any]]) -> Tuple[Dict[str, Any], int]:
+        """The result of `chunks` fed as whole events 10 ms apart, and how many were never decoded."""
+        decoded = counting_decoder(self)
+        parser = StreamParser()
+        for i, chunk in enumerate(chunks):
+            parser.feed_event(compact(chunk), 0.01 * (i + 1))
+        parser.feed(b"data: [DONE]\n", 0.01 * (len(chunks) + 1))
+        parser.feed(b"\n", 0.01 * (len(chunks) + 1))
+        return parser.result(0.0), len(chunks) - decoded.count
+
+    def expect(self, chunks: List[Dict[str, Any]]) -> Tuple[float, int, Any]:
+        """(TTFT, chunks with output, the last finish_reason) read from the chunks themselves."""
+        with_output = [i for i, c in enumerate(chunks) if any(has_output(ch) for ch in c["choices"])]
+        finishes = [ch["finish_reason"] for c in chunks for ch in c["choices"] if ch["finish_reason"]]
+        return 0.01 * (with_output[0] + 1), len(with_output), finishes[-1] if finishes else None
+
+    def check(self, chunks: List[Dict[str, Any]]) -> Tuple[Dict[str, Any], int]:
+        result, undecoded = self.feed(chunks)
+        ttft, count, finish = self.expect(chunks)
+        self.assertAlmostEqual(result["ttft_s"], ttft, places=9)
+        self.assertEqual(result["output_tokens"], count, result)
+        self.assertEqual(result["finish_reason"], finish)
+        self.assertEqual(len(result["itl_s"]), count - 1)
+        return result, undecoded
+
+    def test_plain_chunks_are_known_without_decoding(self):
+        words = ["Hel", "lo", " wor", "ld", " é", "ü", " 42"]
+        chunks = [chat_chunk({"role": "assistant", "content": ""})] + [chat_chunk({"content": w}) for w in words]
+        chunks.append(chat_chunk({"content": "!"}, finish="stop"))
+        _, undecoded = self.check(chunks)
+        self.assertEqual(undecoded, len(words) - 1)  # all but the first plain one, which taught the template
+
+    def test_text_that_needs_decoding_is_parsed(self):
+        # escapes and control characters change nothing around the text but are not plain: parsed in full
+        texts = ["a", 'say "hi"', "b", "back\\slash", "tab\t", "line\n", "c", "\u0001", "d"]
+        chunks = [chat_chunk({"content": t}) for t in texts] + [chat_chunk({}, finish="length")]
+        _, undecoded = self.check(chunks)
+        self.assertEqual(undecoded, 3)  # b, c and d: plain, like "a" around their text
+
+    def test_empty_text_is_no_token(self):
+        chunks = [chat_chunk({"content": w}) for w in ["a", "", "b", ""]] + [chat_chunk({}, finish="stop")]
+        result, _ = self.check(chunks)
+        self.assertEqual(result["output_tokens"], 2)
+
+    def test_a_chunk_that_differs_beside_its_text_is_parsed(self):
+        # reasoning, then content; a finish with text; a usage report at the end; a new id midway
+        chunks = [chat_chunk({"reasoning": w}) for w in ["th", "ink", "ing"]]
+        chunks += [chat_chunk({"content": w}) for w in ["an", "swer"]]
+        moved = chat_chunk({"content": "x"})
+        moved["id"] = "chatcmpl-8"
+        chunks += [moved, chat_chunk({"content": "y"}), chat_chunk({"content": "z"}, finish="stop")]
+        result, undecoded = self.check(chunks)
+        self.assertEqual(undecoded, 3)  # ink, ing, swer: x has another id, y again the first
+        last = chat_chunk({"content": "w"}, usage={"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12})
+        result, _ = self.feed(chunks[:-1] + [last])
+        self.assertEqual(result["output_tokens"], 9)
+        self.assertEqual(result["tokens_from"], "usage")
+
+    def test_an_error_or_abort_after_plain_chunks_is_seen(self):
+        chunks = [chat_chunk({"content": w}) for w in ["a", "b", "c"]]
+        result, _ = self.feed(chunks + [chat_chunk({"content": "d"}, finish="abort")])
+        self.assertIn("abort", result["error"] or "")
+        result, _ = self.feed(chunks + [{"error": {"message": "KV cache exhausted", "code": 500}}])
+        self.assertIn("KV cache exhausted", result["error"] or "")
+
+    def test_a_chunk_with_a_running_count_is_never_a_template(self):
+        # continuous usage stats: every chunk's count is read, so none is known by its bytes alone
+        chunks = [chat_chunk({"content": w}, usage={"prompt_tokens": 3, "completion_tokens": i + 2,
+                                                     "total_tokens": i + 5}) for i, w in enumerate("abcd")]
+        result, undecoded = self.feed(chunks)
+        self.assertEqual(undecoded, 0)
+        self.assertEqual(result["output_tokens"], 5)
 
 
 class CorpusThroughLoadTest(unittest.TestCase):
