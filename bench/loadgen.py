@@ -147,6 +147,7 @@ def scenario(concurrency: int, seconds: float, spread: bool = True) -> Dict[str,
         "client_lag_ms": counts.client_lag_ms, "client_behind": counts.client_behind,
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # the machine's, before and after
         "cpu_s": round(cpu, 3),
+        "cpu_workers_s": round(workers_cpu, 3),  # of cpu_s: the load worker processes' (the rest: the agent's)
         "cpu_us_per_chunk": round(cpu / chunks * 1e6, 2) if chunks else None,
         "cpu_user_s": round(usage_after.ru_utime - usage_before.ru_utime + children_after.ru_utime
                             - children_before.ru_utime, 3),
