@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import unittest
+from unittest import mock
 import urllib.request
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -17,7 +18,7 @@ from .helpers import max_overlap  # (helpers puts agent/ on sys.path)
 from .test_load_streams import (DONE, SSE_CHUNKED, SSE_UNTIL_CLOSE, FakeAgent, LoadTestCase, chunked, sse,
                                 text_chunk, tokens, workload)
 
-from wattbench_agent import client
+from wattbench_agent import client, stamped
 from wattbench_agent.job import JobError, PointConfig, parse_job
 from wattbench_agent.client import Endpoint
 from wattbench_agent.load import LoadRunner, PointCounts
@@ -197,27 +198,79 @@ class ArrivalTimingTest(StandInTestCase, LoadTestCase):
 
 
 class ClientLagTest(LoadTestCase):
-    def test_a_blocked_loop_flags_the_point(self):
-        server = self.serve([SSE_UNTIL_CLOSE, tokens(" a"), ("sleep", 0.3), tokens(" b"),
-                             sse(text_chunk("", finish="stop")), DONE])
-        original = client.StreamParser.feed
+    """A loop blocked 120 ms on its first token's chunk: with loop stamps every later arrival carries the delay,
+    so the point is flagged; with kernel stamps it is flagged only when the delay put two tokens of a stream
+    in one read (their gap then is the read's, 0), not when the stamps came out right."""
+
+    def block_first_parse(self) -> None:
         blocked = []
 
-        def blocking_feed(parser, raw, *rest):
-            if not blocked:
-                blocked.append(True)
-                time.sleep(0.12)  # the loop thread is stuck: every timer and read waits
-            return original(parser, raw, *rest)
+        def blocking(original):
+            def parse(parser, *args):
+                if not blocked:
+                    blocked.append(True)
+                    time.sleep(0.12)  # the loop thread is stuck: every timer and read waits
+                return original(parser, *args)
+            return parse
 
-        client.StreamParser.feed = blocking_feed
-        self.addCleanup(setattr, client.StreamParser, "feed", original)
-        agent, counts, stop = self.run_load(server, self.specs(1), concurrency=1)
+        for name in ("feed", "feed_event"):
+            original = getattr(client.StreamParser, name)
+            setattr(client.StreamParser, name, blocking(original))
+            self.addCleanup(setattr, client.StreamParser, name, original)
+
+    def spaced_script(self) -> List[Any]:
+        # every write well apart and longer apart than the block: no two tokens can share a read
+        return [SSE_UNTIL_CLOSE, tokens(" a"), ("sleep", 0.3), tokens(" b"), ("sleep", 0.05),
+                sse(text_chunk("", finish="stop")), ("sleep", 0.05), DONE]
+
+    def warnings(self, agent: FakeAgent) -> List[str]:
+        return [e["msg"] for e in agent.events.of_type("log") if "fell behind" in e["msg"]]
+
+    def test_with_loop_stamps_a_blocked_loop_flags_the_point(self):
+        self.block_first_parse()
+        server = self.serve(self.spaced_script())
+        with mock.patch.object(client, "kernel_stamps_possible", lambda: False):
+            agent, counts, stop = self.run_load(server, self.specs(1), concurrency=1)
         end = counts.end_fields()
+        self.assertEqual(end["arrival_stamps"], "loop")
         self.assertIs(end["client_behind"], True)
         self.assertGreaterEqual(end["client_lag_ms"]["max"], 100)
         self.assertLessEqual(end["client_lag_ms"]["p50"], end["client_lag_ms"]["p99"])
-        warnings = [e["msg"] for e in agent.events.of_type("log")]
-        self.assertTrue(any("fell behind" in m for m in warnings), warnings)
+        warnings = self.warnings(agent)
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("include the client's own delay", warnings[0])
+
+    @unittest.skipUnless(stamped.kernel_stamps_possible(), "needs the kernel's receive stamps (Linux)")
+    def test_with_kernel_stamps_a_late_loop_that_merged_no_reads_is_not_flagged(self):
+        self.block_first_parse()
+        server = self.serve(self.spaced_script())
+        agent, counts, stop = self.run_load(server, self.specs(1), concurrency=1)
+        end = counts.end_fields()
+        request = agent.events.of_type("request")[0]
+        self.assertEqual(end["arrival_stamps"], "kernel")
+        self.assertGreaterEqual(end["client_lag_ms"]["max"], 100)  # the lateness is still reported ...
+        self.assertIs(end["client_behind"], False)  # ... but spoilt nothing: the server's 0.3 s gap is measured
+        self.assertAlmostEqual(request["itl_s"][0], 0.3, delta=0.03)
+        self.assertEqual(self.warnings(agent), [])
+
+    @unittest.skipUnless(stamped.kernel_stamps_possible(), "needs the kernel's receive stamps (Linux)")
+    def test_with_kernel_stamps_a_late_loop_that_read_tokens_together_flags_the_point(self):
+        self.block_first_parse()
+        # four tokens 20 ms apart while the loop is blocked: read at once when it wakes
+        steps = [SSE_UNTIL_CLOSE, tokens(" a")]
+        for word in (" b", " c", " d", " e"):
+            steps += [("sleep", 0.02), tokens(word)]
+        server = self.serve(steps + [("sleep", 0.2), sse(text_chunk("", finish="stop")), ("sleep", 0.05), DONE])
+        agent, counts, stop = self.run_load(server, self.specs(1), concurrency=1)
+        end = counts.end_fields()
+        request = agent.events.of_type("request")[0]
+        zero_gaps = sum(1 for gap in request["itl_s"] if gap == 0.0)
+        self.assertGreaterEqual(zero_gaps, 1, request["itl_s"])  # what the flag is for
+        self.assertGreater(end["arrivals_shared_read"], 0.002)
+        self.assertIs(end["client_behind"], True)
+        warnings = self.warnings(agent)
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("read together with the one before", warnings[0])
 
 
 class StreamEndLoadTest(LoadTestCase):

@@ -111,7 +111,8 @@ export interface PointEvent extends Base {
   inflight_mean?: number;
   /** Request-rate points: requests sent per second. */
   request_rate_achieved?: number;
-  /** How late the load generator's loop ran (ms); `client_behind` when p99 > 5 or max > 50. */
+  /** How late the load generator's loop ran (ms); `client_behind` when p99 > 5 or max > 50 and, with kernel
+   * stamps, more than 0.2% of the tokens were read together with the one before. */
   client_lag_ms?: { p50: number; p99: number; max: number };
   client_behind?: boolean;
   /** `kernel`: the socket's receive timestamps; `loop`: when the event loop read the bytes. */
