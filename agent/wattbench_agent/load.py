@@ -18,7 +18,7 @@ from .client import (REQUEST_CONNECT_TIMEOUT_S, REQUEST_READ_TIMEOUT_S, PROBE_TI
 from .job import PointConfig
 from .prompts import RequestSpec
 from .sse import one_line
-from .stamped import run_loop
+from .stamped import direct_selector, run_loop
 from .workers import WorkerPool, processes_for
 from .util import now
 
@@ -655,6 +655,9 @@ class LoadRunner:
             if error is not None:
                 self._report_death(task, error, None)
 
+        selector = direct_selector(loop)
+        if selector is not None and self._feeder.kernel_stamps and not self.endpoint.https:
+            selector.fine_timeouts = True  # arrivals to the tenth of a millisecond; reads keep the kernel's stamps
         origin, offsets = schedule if schedule is not None else (time.monotonic(), self.arrival_offsets(len(numbered)))
         shift = 0.0  # holds the server asked for move every later arrival
         last_send = origin

@@ -3,6 +3,7 @@ was busy when they came does not make TTFT late; without them (asyncio's transpo
 the test measures against. The clock bridge on its own."""
 
 import asyncio
+import math
 import select
 import socket
 import struct
@@ -240,6 +241,42 @@ class DirectSelectorTest(unittest.TestCase):
         answer, direct_bytes = stamped.run_loop(main())
         self.assertEqual(answer, b"HELLO\n")
         self.assertEqual(direct_bytes, 6)
+
+    def polls(self, fine: bool, timeout: float) -> Tuple[List[float], List[float]]:
+        """What select(timeout) asks of epoll (its timeouts, in ms as Python rounds them: up) and of sleep."""
+        selector = self.selector()
+        selector.fine_timeouts = fine
+        real = selector._epoll
+        asked = []  # type: List[float]
+        slept = []  # type: List[float]
+
+        class Epoll:
+            def poll(self, timeout: float, maxevents: int) -> List[Tuple[int, int]]:
+                asked.append(math.ceil(round(timeout * 1e6, 3) / 1e3) if timeout > 0 else timeout)
+                return real.poll(0, maxevents)
+
+            def close(self) -> None:
+                real.close()
+
+        selector._epoll = Epoll()
+        sleep = stamped.time.sleep
+        stamped.time.sleep = slept.append
+        try:
+            selector.select(timeout)
+        finally:
+            stamped.time.sleep = sleep
+        return asked, slept
+
+    def test_a_timeout_waits_whole_milliseconds_in_epoll_and_with_fine_timeouts_no_more(self):
+        # asyncio's epoll rounds 5.4 ms up to 6: a timer then fires up to 1 ms late
+        self.assertEqual(self.polls(False, 0.0054), ([6], []))
+        self.assertEqual(self.polls(False, 0.0004), ([1], []))
+        # fine: the whole milliseconds, then (the loop asking again) the rest slept, and epoll only looked
+        self.assertEqual(self.polls(True, 0.0054), ([5], []))
+        self.assertEqual(self.polls(True, 0.005), ([5], []))
+        self.assertEqual(self.polls(True, 0.0004), ([0], [0.0004]))
+        self.assertEqual(self.polls(True, 0), ([0], []))
+        self.assertEqual(self.polls(True, None), ([-1], []))
 
     def test_a_stamped_write_larger_than_the_socket_takes_arrives_whole(self):
         # the server reads only after a pause, so the write has to wait for room (EPOLLOUT) on the loop
