@@ -78,19 +78,30 @@ def ms(value: Optional[float]) -> Optional[float]:
 
 
 def scenario(concurrency: int, seconds: float, spread: bool = True,
-             chunks_per_s: float = TARGET_CHUNKS_PER_S) -> Dict[str, Any]:
-    gap_ms = max(MIN_GAP_MS, concurrency / chunks_per_s * 1000)
-    # two waves of requests, each lasting about seconds/2
-    tokens = max(10, int(seconds / 2 / (gap_ms / 1000)))
+             chunks_per_s: float = TARGET_CHUNKS_PER_S, rate: Optional[float] = None) -> Dict[str, Any]:
+    """`rate`: a request-rate point instead (Poisson arrivals at `rate`/s, each request `chunks_per_s / rate`
+    tokens 10 ms apart, so about `rate` × its duration in flight); `concurrency` is then unused."""
+    if rate is not None:
+        gap_ms = MIN_GAP_MS
+        tokens = max(10, int(chunks_per_s / rate))
+        count = max(20, int(rate * seconds))
+        concurrency = count  # for the rows below: what is in flight is the schedule's
+    else:
+        gap_ms = max(MIN_GAP_MS, concurrency / chunks_per_s * 1000)
+        # two waves of requests, each lasting about seconds/2
+        tokens = max(10, int(seconds / 2 / (gap_ms / 1000)))
+        count = 2 * concurrency
     load_before = os.getloadavg()[0]
     process, port = start_server(gap_ms, TTFT_MS, spread)
     try:
-        workload = WorkloadConfig(kind="http", dataset=None, num_prompts=2 * concurrency, max_tokens=tokens,
-                                  concurrency=concurrency, request_rate=None, warmup_requests=0, temperature=0.0,
+        workload = WorkloadConfig(kind="http", dataset=None, num_prompts=count, max_tokens=tokens,
+                                  concurrency=None if rate is not None else concurrency, request_rate=rate,
+                                  warmup_requests=0, temperature=0.0,
                                   ignore_eos=True, time_limit_s=None, seed=1, command=None)
-        point = PointConfig("c%d" % concurrency, "c%d" % concurrency, None, 1, workload)
+        name = "r%g" % rate if rate is not None else "c%d" % concurrency
+        point = PointConfig(name, name, None, 1, workload)
         # distinct prompts: the server's first send of each is matched to the request that asked for it
-        specs = [RequestSpec("hello there kenobi %d" % i, 4, tokens) for i in range(2 * concurrency)]
+        specs = [RequestSpec("hello there kenobi %d" % i, 4, tokens) for i in range(count)]
         with tempfile.TemporaryDirectory() as tmp:
             events_path = os.path.join(tmp, "events.ndjson")
             agent = BenchAgent(events_path)
@@ -109,6 +120,7 @@ def scenario(concurrency: int, seconds: float, spread: bool = True,
             cpu = time.process_time() - cpu_before + workers_cpu
             with open(events_path) as f:
                 requests = [e for e in map(json.loads, f) if e["type"] == "request"]
+            schedule = rate_schedule(runner, requests) if rate is not None else None
         truth = get_json(port, "/stats")
     finally:
         process.terminate()
@@ -131,7 +143,7 @@ def scenario(concurrency: int, seconds: float, spread: bool = True,
         "concurrency": concurrency, "schedule": "spread" if spread else "bursts", "tokens_per_request": tokens, "requests": len(requests), "ok": len(ok),
         "stop": stop, "wall_s": round(wall, 3),
         "gap_ms": round(gap_ms, 3), "ttft_ms_nominal": "%g + U(0, %g)" % (TTFT_MS, round(gap_ms, 3)),
-        "offered_chunks_per_s": round(concurrency / (gap_ms / 1000), 1),
+        "offered_chunks_per_s": round(rate * tokens if rate is not None else concurrency / (gap_ms / 1000), 1),
         "server_sent_chunks_per_s": truth["chunks_per_s"],
         "measured_chunks_per_s": round(chunks / (last - first), 1) if last > first else None,
         "itl_ms": {"measured": measured_itl, "true": {"p50": true_itl["p50"], "p99": true_itl["p99"]},
@@ -159,11 +171,33 @@ def scenario(concurrency: int, seconds: float, spread: bool = True,
         "load_processes": counts.load_processes, "arrival_stamps": counts.arrival_stamps,
         "arrivals_shared_read": counts.end_fields().get("arrivals_shared_read"),
     }
+    if rate is not None:
+        result.update(schedule or {})
+        result["request_rate"] = rate
+        result["request_rate_achieved"] = counts.request_rate_achieved
+        result["concurrency"] = None
+        result["schedule"] = "poisson"
     ttft = result["ttft_ms"]
     result["ttft_ms"]["error_ms"] = {q: (round(ttft["measured"][q] - ttft["true"][q], 3)
                                          if ttft["measured"][q] is not None and ttft["true"][q] is not None else None)
                                      for q in ("p50", "p99")}
     return result
+
+
+def rate_schedule(runner: LoadRunner, requests: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """How late each request went out against its place in the point's one Poisson schedule (the same
+    seeded offsets the runner sent by, from the origin it started them at): request i is arrival i."""
+    span = runner.rate_span()
+    origin = runner._pool.origin if runner._pool is not None else (span[0] if span else None)
+    if origin is None:
+        return None
+    offsets = runner.arrival_offsets(len(requests))
+    on_events_clock = util._WALL_AT_START + (origin - util._MONO_AT_START)
+    late = sorted(r["t_start"] - (on_events_clock + offsets[r["i"]]) for r in requests)
+    return {"send_late_ms": {"p50": ms(quantile(late, 0.5)), "p99": ms(quantile(late, 0.99)), "max": ms(late[-1]),
+                             "min": ms(late[0])},
+            # the rate this seed's arrivals make, as the runner computes it from the sends (n over origin to last)
+            "request_rate_scheduled": round(len(offsets) / offsets[-1], 3) if offsets and offsets[-1] > 0 else None}
 
 
 def machine_speed() -> Dict[str, float]:
@@ -206,7 +240,16 @@ def verdict(r: Dict[str, Any]) -> Dict[str, bool]:
             # a ceiling's target: at a trickle the loop's fixed cost (its timers) is most of each chunk's share
             "cpu_within_25us": (None if r["offered_chunks_per_s"] < CPU_TARGET_FROM_CHUNKS_PER_S else
                                 r["cpu_us_per_chunk"] is not None and r["cpu_us_per_chunk"] <= 25.0),
-            "concurrency_reached": r["inflight_max"] == r["concurrency"]}
+            **({"concurrency_reached": r["inflight_max"] == r["concurrency"]} if r.get("request_rate") is None else {
+                # the seeded schedule's own rate (n Poisson arrivals stray ~1/sqrt(n) from the one asked for)
+                "rate_achieved": r["request_rate_achieved"] is not None and bool(r.get("request_rate_scheduled"))
+                and abs(r["request_rate_achieved"] / r["request_rate_scheduled"] - 1) <= 0.01})}
+
+
+def label(r: Dict[str, Any]) -> str:
+    if r.get("request_rate") is not None:
+        return "rate %g/s" % r["request_rate"]
+    return "%d%s" % (r["concurrency"], "" if r.get("schedule", "spread") == "spread" else " (bursts)")
 
 
 def per_chunk(r: Dict[str, Any], key: str) -> Optional[float]:
@@ -243,7 +286,7 @@ def markdown(report: Dict[str, Any]) -> str:
         row = ("| %s | %s · %s | %s / %s | %s | %s | %s / %s | %s / %s | %s / %s (%s) | %s / %s (%s) | %s (%s + %s) "
                "| %s / %s | %s | %s | %s | %s |")
         lines.append(row % (
-            "%d%s" % (r["concurrency"], "" if r.get("schedule", "spread") == "spread" else " (bursts)"),
+            label(r),
             r["load_processes"], r["arrival_stamps"], r["inflight_max"], r["inflight_mean"], r["offered_chunks_per_s"],
             r["measured_chunks_per_s"], itl["measured"]["p50"], itl["true"]["p50"], itl["measured"]["p99"],
             itl["true"]["p99"], ttft["measured"]["p50"], ttft["true"]["p50"], ttft["server"]["p50"],
@@ -255,9 +298,17 @@ def markdown(report: Dict[str, Any]) -> str:
             ("all" if not missed else "missed: " + ", ".join(missed))
             + (" (%s not judged below %d chunks/s; %s%% of a core)" % (", ".join(unjudged), CPU_TARGET_FROM_CHUNKS_PER_S,
                                                                      r["cpu_core_pct"]) if unjudged else "")))
+    for r in report["scenarios"]:
+        late = r.get("send_late_ms")
+        if r.get("request_rate") is not None and late:
+            lines += ["", "%s: %s requests of %d tokens, Poisson; achieved %s/s, the seeded schedule's own rate %s/s; "
+                          "each request sent after its scheduled time by p50 %s, p99 %s, max %s ms (a connection's "
+                          "first request waits for its handshake); %s in flight at most."
+                      % (label(r), r["requests"], r["tokens_per_request"], r["request_rate_achieved"],
+                         r["request_rate_scheduled"], late["p50"], late["p99"], late["max"], r["inflight_max"])]
     lines += ["", "Targets: ITL p50 and p99 within 2% of the truth, TTFT within 1 ms, at most 25 µs of client "
                   "CPU per chunk (every load process's, the workers' included), the configured concurrency in "
-                  "flight. Arrivals are stamped by the kernel (`kernel`: SO_TIMESTAMPNS, the time the bytes "
+                  "flight (at a request rate: the achieved rate within 1% of the seeded schedule's own). Arrivals are stamped by the kernel (`kernel`: SO_TIMESTAMPNS, the time the bytes "
                   "reached the socket), so a busy client shifts no stamp; what a late client still spoils is a "
                   "read that took two tokens of one stream at once (the shared-read column: their gap is the "
                   "read's, 0), so with kernel stamps a point is flagged `client_behind` when its loop ran late "
@@ -280,20 +331,25 @@ def main() -> None:
     parser.add_argument("--bursts", default="1024",
                         help="streams for scenarios whose tokens come in bursts, every stream that started together "
                              "sending at the same instant as an engine's decode step does ('' for none)")
+    parser.add_argument("--rates", default="200",
+                        help="request-rate scenarios (requests/s, Poisson; each request chunks-per-s / rate tokens "
+                             "long, '' for none)")
     parser.add_argument("--chunks-per-s", type=float, default=TARGET_CHUNKS_PER_S,
                         help="the offered rate where the streams allow it (per-stream gap at least 10 ms)")
     parser.add_argument("--out", default=HERE)
     args = parser.parse_args()
     raise_open_file_limit()
     scenarios = []
-    runs = [(int(c), True) for c in args.concurrency.split(",") if c] + [(int(c), False) for c in args.bursts.split(",") if c]
-    for concurrency, spread in runs:
-        r = scenario(concurrency, args.seconds, spread, args.chunks_per_s)
+    runs = ([(int(c), True, None) for c in args.concurrency.split(",") if c]
+            + [(int(c), False, None) for c in args.bursts.split(",") if c]
+            + [(0, True, float(rate)) for rate in args.rates.split(",") if rate])
+    for concurrency, spread, rate in runs:
+        r = scenario(concurrency, args.seconds, spread, args.chunks_per_s, rate)
         r["targets"] = verdict(r)
         scenarios.append(r)
-        print("loadgen: %5d streams%s: %8s chunks/s measured of %8s offered; ITL p50 %s/%s ms, p99 %s/%s ms; "
+        print("loadgen: %s: %8s chunks/s measured of %8s offered; ITL p50 %s/%s ms, p99 %s/%s ms; "
               "TTFT p50 %s/%s ms; %s µs CPU/chunk; lag p99 %s ms" % (
-                  concurrency, "" if spread else " (bursts)", r["measured_chunks_per_s"], r["offered_chunks_per_s"],
+                  label(r), r["measured_chunks_per_s"], r["offered_chunks_per_s"],
                   r["itl_ms"]["measured"]["p50"], r["itl_ms"]["true"]["p50"], r["itl_ms"]["measured"]["p99"],
                   r["itl_ms"]["true"]["p99"], r["ttft_ms"]["measured"]["p50"], r["ttft_ms"]["true"]["p50"],
                   r["cpu_us_per_chunk"], (r["client_lag_ms"] or {}).get("p99")), flush=True)
