@@ -25,7 +25,7 @@ function clientNotes(p: PointSummary): string[] {
     const lag = c.lag_ms ? ` (its loop ran late: p99 ${c.lag_ms.p99.toFixed(1)} ms, max ${c.lag_ms.max.toFixed(1)} ms)` : '';
     const effect =
       c.arrival_stamps === 'kernel'
-        ? 'arrivals carry the kernel\'s receive time, but a read late by more than a token\'s gap takes two tokens at once: inter-token figures are suspect'
+        ? 'arrivals carry the kernel\'s receive time, but its late reads took tokens of a stream two at once: their gaps are the read\'s (0), and a first token read with the second makes a TTFT late'
         : 'TTFT and inter-token figures include its own delay';
     notes.push(`warning: ${p.point}: the load generator fell behind${lag}; ${effect}. Fewer streams per process (workload.client_processes) or a less busy host help.`);
   }
