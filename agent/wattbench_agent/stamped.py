@@ -90,6 +90,7 @@ class DirectSelector(selectors.BaseSelector):
         # the tenth of a millisecond (a request-rate point's arrivals); a socket ready meanwhile is read
         # after the sleep, so only where its stamp is the kernel's.
         self.fine_timeouts = False
+        self._sleep = time.sleep
 
     @staticmethod
     def available() -> bool:
@@ -160,7 +161,7 @@ class DirectSelector(selectors.BaseSelector):
         elif not self.fine_timeouts:
             timeout = math.ceil(timeout * 1e3) * 1e-3  # epoll counts milliseconds: wait at least `timeout`
         elif timeout < 1e-3:
-            time.sleep(timeout)
+            self._sleep(timeout)
             timeout = 0
         else:
             # the whole milliseconds (Python rounds a poll's timeout up to the next one: half of one less

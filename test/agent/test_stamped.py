@@ -259,12 +259,8 @@ class DirectSelectorTest(unittest.TestCase):
                 real.close()
 
         selector._epoll = Epoll()
-        sleep = stamped.time.sleep
-        stamped.time.sleep = slept.append
-        try:
-            selector.select(timeout)
-        finally:
-            stamped.time.sleep = sleep
+        selector._sleep = slept.append
+        selector.select(timeout)
         return asked, slept
 
     def test_a_timeout_waits_whole_milliseconds_in_epoll_and_with_fine_timeouts_no_more(self):
