@@ -32,6 +32,18 @@ WORKER_READY_WAIT_S = 30.0  # how long the agent waits for every worker to be up
 WORKER_EXIT_WAIT_S = 10.0  # after its last line, how long a worker may take to exit before it is killed
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: a Slurm step or a container's cpuset is often a few of the node's
+    (os.cpu_count() counts them all), and workers beyond them only take turns on the same cores."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    if affinity is not None:
+        try:
+            return max(1, len(affinity(0)))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
 def processes_for(workload: WorkloadConfig, requests: int, warmup: bool) -> int:
     """How many load processes a point's requests get: 1 (the agent's own loop) unless streams or the
     chunk rate are past what one loop reads faithfully, never more than the host's CPUs or the requests.
@@ -44,7 +56,7 @@ def processes_for(workload: WorkloadConfig, requests: int, warmup: bool) -> int:
             fixed = None
     if warmup and workload.request_rate is not None:
         return 1  # rate warm-up runs a few at a time on the agent's loop
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if fixed is not None:
         wanted = fixed
     elif workload.request_rate is not None:

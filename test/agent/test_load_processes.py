@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import unittest
+from unittest import mock
 from typing import Any, List
 
 from .helpers import max_overlap  # noqa: F401  (helpers puts agent/ on sys.path)
@@ -43,7 +44,19 @@ def children_of(pid: int) -> List[int]:
 
 class ProcessesForTest(unittest.TestCase):
     def test_one_loop_until_streams_or_chunk_rate_need_more(self):
-        cpus = os.cpu_count() or 1
+        for cpus in (1, 2, 16):
+            with mock.patch.object(workers, "usable_cpus", lambda: cpus):
+                self.check_processes(cpus)
+
+    def test_the_cpus_are_those_this_process_may_run_on(self):
+        if hasattr(os, "sched_getaffinity"):
+            with mock.patch.object(os, "sched_getaffinity", lambda pid: {0, 3}):
+                self.assertEqual(workers.usable_cpus(), 2)  # a cpuset of 2 on a bigger node
+            self.assertEqual(workers.usable_cpus(), len(os.sched_getaffinity(0)))
+        with mock.patch.object(os, "sched_getaffinity", None, create=True):
+            self.assertEqual(workers.usable_cpus(), os.cpu_count() or 1)  # none to ask: every CPU
+
+    def check_processes(self, cpus: int) -> None:
         cases = [
             (dict(concurrency=1), 100, False, 1),
             (dict(concurrency=128), 1000, False, 1),
@@ -58,7 +71,7 @@ class ProcessesForTest(unittest.TestCase):
             (dict(concurrency=8, client_processes=3), 100, False, 3),  # asked for: even past the CPUs
         ]
         for changes, requests, warmup, expected in cases:
-            with self.subTest(changes=changes, requests=requests, warmup=warmup):
+            with self.subTest(cpus=cpus, changes=changes, requests=requests, warmup=warmup):
                 self.assertEqual(workers.processes_for(workload(**changes), requests, warmup), expected)
 
     def test_the_environment_fixes_the_number(self):

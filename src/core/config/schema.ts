@@ -204,7 +204,7 @@ export const Workload = Type.Object(
         minimum: 1,
         maximum: 64,
         description:
-          'Processes the agent sends this load from (default: one per 128 streams, or per 5,000 chunks/s at a request rate, up to the host\'s CPUs and 8). 1 keeps every request on one event loop.',
+          'Processes the agent sends this load from (default: one per 128 streams, or per 5,000 chunks/s at a request rate, up to the CPUs the agent may run on (its affinity: a Slurm step\'s or a container\'s cpuset) and 8). 1 keeps every request on one event loop.',
       }),
     ),
     ignore_eos: Type.Optional(Type.Boolean({ description: 'Generate exactly max_tokens / output_tokens (default true).' })),
