@@ -12,6 +12,7 @@ from .client import Endpoint
 from .job import PointConfig, WorkloadConfig
 from .load import LoadRunner, PointCounts, raise_open_file_limit
 from .prompts import RequestSpec
+from .util import adopt_clock_anchor
 from .workers import INFLIGHT_REPORT_S
 
 class _WorkerEvents:
@@ -91,6 +92,8 @@ def main() -> None:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but lines for the agent on the real stdout
     job = json.loads(sys.stdin.buffer.readline())
+    if job.get("clock"):
+        adopt_clock_anchor(job["clock"])  # before anything is stamped: every event on the agent's clock
     events = _WorkerEvents(out)
     agent = WorkerAgent(events)
 

@@ -25,6 +25,19 @@ def now() -> float:
     return _WALL_AT_START + (time.monotonic() - _MONO_AT_START)
 
 
+def clock_anchor() -> List[float]:
+    """What now() counts from (the wall clock at the agent's start, and the monotonic clock then), for a
+    process of the agent's own that stamps events: CLOCK_MONOTONIC is one clock for the whole machine."""
+    return [_WALL_AT_START, _MONO_AT_START]
+
+
+def adopt_clock_anchor(anchor: List[float]) -> None:
+    """now() on the agent's anchor: a load worker started later would read a wall clock that may have been
+    stepped since (NTP, `date -s`), and its request times would be off the agent's power samples by the step."""
+    global _WALL_AT_START, _MONO_AT_START
+    _WALL_AT_START, _MONO_AT_START = float(anchor[0]), float(anchor[1])
+
+
 def wattbench_home() -> str:
     return os.environ.get("WATTBENCH_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "wattbench")
 

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from .job import WorkloadConfig
 from .prompts import RequestSpec
 from .stamped import ReadCounts
+from .util import clock_anchor
 
 STREAMS_PER_PROCESS = 128  # concurrency points: a process per this many streams ...
 CHUNKS_PER_PROCESS = 5000.0  # ... request-rate points: per this many chunks/s at most (rate x max_tokens)
@@ -199,7 +200,8 @@ class WorkerPool:
                    "repeat": runner.repeat, "warmup": warmup, "deadline": runner.deadline,
                    "concurrency": concurrency[k], "seed_offset": k,
                    "specs": [[i, spec.prompt, spec.prompt_tokens, spec.max_tokens] for i, spec in mine],
-                   "offsets": offsets[k::parts] if offsets is not None else None}
+                   "offsets": offsets[k::parts] if offsets is not None else None,
+                   "clock": clock_anchor()}
             self.workers.append(Worker(self, k, job))
         self._start(rate)
         self._step_inflight()

@@ -128,6 +128,23 @@ class PoolTest(PoolTestCase):
         self.assertEqual(prompts, sorted("prompt %d" % i for i in range(12)))
         self.assertEqual(children_of(os.getpid()), [])
 
+    def test_workers_stamp_events_on_the_agent_s_clock(self):
+        # the wall clock stepped an hour since the agent started (NTP, `date -s`): the agent's now() stays on
+        # its own anchor, and so must a worker's, started after the step, or its requests would sit an hour
+        # away from the power samples the agent stamps
+        anchor = util.clock_anchor()
+        self.addCleanup(util.adopt_clock_anchor, anchor)
+        util.adopt_clock_anchor([anchor[0] - 3600.0, anchor[1]])
+        server = self.serve(STREAM)
+        before = util.now()
+        agent, counts, stop, runner = self.run_load(server, 6, 2)
+        after = util.now()
+        requests = agent.events.of_type("request")
+        self.assertEqual(len(requests), 6)
+        self.assertEqual(runner._pool.processes, 2)
+        for request in requests:
+            self.assertTrue(before <= request["t_start"] <= request["t_end"] <= after, (before, request, after))
+
     def test_the_request_rate_schedule_is_the_one_loop_schedule(self):
         server = self.serve(STREAM)
         agent, counts, stop, runner = self.run_load(server, 16, 2, concurrency=None, request_rate=25.0)
