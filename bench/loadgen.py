@@ -170,6 +170,7 @@ def scenario(concurrency: int, seconds: float, spread: bool = True,
                            - children_before.ru_stime, 3),
         "load_processes": counts.load_processes, "arrival_stamps": counts.arrival_stamps,
         "arrivals_shared_read": counts.end_fields().get("arrivals_shared_read"),
+        "first_tokens_shared_read": counts.end_fields().get("first_tokens_shared_read"),
     }
     if rate is not None:
         result.update(schedule or {})
@@ -276,7 +277,7 @@ def markdown(report: Dict[str, Any]) -> str:
              "| streams | load processes · stamps | in flight max / mean | offered chunks/s | measured chunks/s | ITL p50 measured / true (ms) "
              "| ITL p99 measured / true (ms) | TTFT p50 measured / true (server) (ms) "
              "| TTFT p99 measured / true (server) (ms) "
-             "| client CPU µs/chunk (user + sys) | loop lag p99 / max (ms) | client_behind | tokens in a shared read "
+             "| client CPU µs/chunk (user + sys) | loop lag p99 / max (ms) | client_behind | tokens · first tokens in a shared read "
              "| machine load avg | targets met |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
     for r in report["scenarios"]:
@@ -293,7 +294,9 @@ def markdown(report: Dict[str, Any]) -> str:
             ttft["measured"]["p99"], ttft["true"]["p99"], ttft["server"]["p99"], r["cpu_us_per_chunk"],
             per_chunk(r, "cpu_user_s"), per_chunk(r, "cpu_sys_s"),
             lag.get("p99"), lag.get("max"), r["client_behind"],
-            "%.2f%%" % (100 * r["arrivals_shared_read"]) if r["arrivals_shared_read"] is not None else "—",
+            ("%.2f%%" % (100 * r["arrivals_shared_read"]) if r["arrivals_shared_read"] is not None else "—")
+            + (" · %.1f%%" % (100 * r["first_tokens_shared_read"]) if r.get("first_tokens_shared_read") is not None
+               else ""),
             " → ".join(str(v) for v in r["load_avg_1m"]),
             ("all" if not missed else "missed: " + ", ".join(missed))
             + (" (%s not judged below %d chunks/s; %s%% of a core)" % (", ".join(unjudged), CPU_TARGET_FROM_CHUNKS_PER_S,
@@ -311,8 +314,9 @@ def markdown(report: Dict[str, Any]) -> str:
                   "flight (at a request rate: the achieved rate within 1% of the seeded schedule's own). Arrivals are stamped by the kernel (`kernel`: SO_TIMESTAMPNS, the time the bytes "
                   "reached the socket), so a busy client shifts no stamp; what a late client still spoils is a "
                   "read that took two tokens of one stream at once (the shared-read column: their gap is the "
-                  "read's, 0), so with kernel stamps a point is flagged `client_behind` when its loop ran late "
-                  "(lag p99 > 5 ms or max > 50 ms) and more than 0.2% of its tokens came in a shared read. A `(bursts)` scenario's stand-in sends without phases: every stream that "
+                  "read's, 0; a first token read with the second makes a TTFT late by a gap), so with kernel "
+                  "stamps a point is flagged `client_behind` when its loop stalled past 5 ms and more than 0.2% "
+                  "of its tokens, or 1% of its first tokens, came in a shared read. A `(bursts)` scenario's stand-in sends without phases: every stream that "
                   "started together sends in the same instant, as an engine's decode step answers every running "
                   "request at once, so hundreds of reads arrive together and the last is read milliseconds after "
                   "the first. The server and the client share this machine's CPUs: where the server "

@@ -50,12 +50,17 @@ GC_THRESHOLD_0 = 20000
 # A point is flagged `client_behind` when the loop's lateness reaches either: p99 5 ms is half of a 10 ms
 # inter-token gap (100 tokens/s per stream), past which ITL tails are the client's; one stall of 50 ms
 # delays every stream in flight by several tokens' time and shifts their TTFTs. With kernel stamps a late
-# loop shifts no stamp: it spoils a figure only by reading two tokens of a stream at once, so there the
-# point is flagged when it ran late and more than SHARED_READS_LIMIT of its tokens came in a shared read
-# (each turns a gap into 0 and doubles the next; on the bench 0.5% of them moved ITL p99 by 2%).
+# loop shifts no stamp: it spoils a figure only by reading two tokens of a stream at once, which takes a
+# stall longer than the stream's gap. There the point is flagged when its loop stalled past
+# STALL_LIMIT_MS (a 200 tokens/s stream's gap) and more than SHARED_READS_LIMIT of its tokens came in a
+# shared read (each turns a gap into 0 and doubles the next; on the bench 0.5% of them moved ITL p99 by
+# 2%) or more than FIRST_SHARED_LIMIT of its requests had their first token read with the second (each
+# such TTFT is late by a gap: past 1% of them, TTFT p99 is).
 LAG_P99_LIMIT_MS = 5.0
 LAG_MAX_LIMIT_MS = 50.0
+STALL_LIMIT_MS = 5.0
 SHARED_READS_LIMIT = 0.002
+FIRST_SHARED_LIMIT = 0.01
 
 
 # Request events are written by a task of their own, at most this long at a time before the loop reads
@@ -109,6 +114,8 @@ class PointCounts:
     load_processes: Optional[int] = None  # processes that sent the requests (1: the agent's own loop)
     arrivals: int = 0  # token-carrying chunks of the measured requests ...
     shared_reads: int = 0  # ... and those read together with the chunk before (stream_parser.shared_reads)
+    first_arrivals: int = 0  # measured requests with a token-carrying chunk ...
+    first_shared: int = 0  # ... and those whose first came in the same read as the second (TTFT late by a gap)
     concurrency: Optional[int] = None  # what the point asked for, beside what was achieved ...
     request_rate: Optional[float] = None
 
@@ -122,6 +129,8 @@ class PointCounts:
                                      else "usage" if self.tokens_usage else "chunks")
         if self.http and self.arrivals:
             fields["arrivals_shared_read"] = round(self.shared_reads / self.arrivals, 4)
+        if self.http and self.first_arrivals:
+            fields["first_tokens_shared_read"] = round(self.first_shared / self.first_arrivals, 4)
         for name in ("inflight_max", "inflight_mean", "request_rate_achieved", "client_lag_ms", "client_behind",
                      "arrival_stamps", "load_processes", "concurrency", "request_rate"):
             value = getattr(self, name)
@@ -273,9 +282,11 @@ class LoadRunner:
         if not warmup and self.counts.client_behind:
             lag = self.counts.client_lag_ms or {}
             if self.counts.arrival_stamps == "kernel":
-                effect = ("%.1f%% of its tokens were read together with the one before: their gaps are the "
-                          "read's, 0, and the next one's doubled" % (100.0 * self.counts.shared_reads
-                                                                     / max(self.counts.arrivals, 1)))
+                effect = ("%.1f%% of its tokens were read together with the one before (their gaps are the "
+                          "read's, 0, and the next one's doubled) and %.1f%% of its requests' first tokens "
+                          "with the second (their TTFT is late by a gap)"
+                          % (100.0 * self.counts.shared_reads / max(self.counts.arrivals, 1),
+                             100.0 * self.counts.first_shared / max(self.counts.first_arrivals, 1)))
             else:
                 effect = "its TTFT and inter-token figures include the client's own delay"
             self.agent.events.emit("log", level="warn", source="agent",
@@ -306,10 +317,13 @@ class LoadRunner:
         lag = {"p50": round(quantile(lags_ms, 0.5), 3), "p99": round(quantile(lags_ms, 0.99), 3),
                "max": round(max(lags_ms), 3)}
         self.counts.client_lag_ms = lag
-        behind = lag["p99"] > LAG_P99_LIMIT_MS or lag["max"] > LAG_MAX_LIMIT_MS
-        if behind and self.counts.arrival_stamps == "kernel" and self.counts.arrivals:
-            behind = self.counts.shared_reads / self.counts.arrivals > SHARED_READS_LIMIT
-        self.counts.client_behind = behind
+        counts = self.counts
+        if counts.arrival_stamps == "kernel" and counts.arrivals:
+            merged = (counts.shared_reads / counts.arrivals > SHARED_READS_LIMIT
+                      or counts.first_shared / max(counts.first_arrivals, 1) > FIRST_SHARED_LIMIT)
+            counts.client_behind = merged and lag["max"] > STALL_LIMIT_MS
+        else:
+            counts.client_behind = lag["p99"] > LAG_P99_LIMIT_MS or lag["max"] > LAG_MAX_LIMIT_MS
 
     def lags_ms(self) -> List[float]:
         return [round(lag * 1000.0, 3) for lag in self._lags]
@@ -527,6 +541,9 @@ class LoadRunner:
         if parser is not None and not warmup:
             self.counts.arrivals += len(parser.arrivals)
             self.counts.shared_reads += parser.shared_reads
+            if parser.arrivals:
+                self.counts.first_arrivals += 1
+                self.counts.first_shared += parser.first_shared
 
     def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
                http_status: Optional[int] = None) -> None:

@@ -88,6 +88,13 @@ class StreamParser:
         self._template = None  # type: Optional[Tuple[bytes, bytes]]
 
     @property
+    def first_shared(self) -> bool:
+        """The first token came in the same read as the second: its stamp is the second's, so TTFT is late by
+        a gap (unless the engine did send both at once)."""
+        arrivals = self.arrivals
+        return len(arrivals) > 1 and arrivals[1] == arrivals[0]
+
+    @property
     def finished(self) -> bool:
         """The stream is over: [DONE], or an error."""
         return self.saw_done or self.error is not None

@@ -323,6 +323,8 @@ class WorkerPool:
                 self._reads.loop += int(reads.get("loop", 0))
                 runner.counts.arrivals += int(end.get("arrivals") or 0)
                 runner.counts.shared_reads += int(end.get("shared_reads") or 0)
+                runner.counts.first_arrivals += int(end.get("first_arrivals") or 0)
+                runner.counts.first_shared += int(end.get("first_shared") or 0)
                 if end.get("rate"):
                     self._rate.append(tuple(end["rate"]))  # type: ignore[arg-type]
 

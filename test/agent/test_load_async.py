@@ -273,6 +273,67 @@ class ClientLagTest(LoadTestCase):
         self.assertIn("read together with the one before", warnings[0])
 
 
+class FirstTokenSharedTest(LoadTestCase):
+    @unittest.skipUnless(stamped.kernel_stamps_possible(), "needs the kernel's receive stamps (Linux)")
+    def test_a_first_token_read_with_the_second_flags_the_point(self):
+        # the loop is stuck on the response head while the first two tokens arrive: one read takes both, the
+        # first stamped as the second (TTFT late by their 20 ms gap), though only 1 of 20 tokens shares a read
+        original = client.StreamProtocol._read_head
+        blocked = []
+
+        def slow_head(protocol, data):
+            if not blocked:
+                blocked.append(True)
+                time.sleep(0.15)
+            return original(protocol, data)
+
+        client.StreamProtocol._read_head = slow_head
+        self.addCleanup(setattr, client.StreamProtocol, "_read_head", original)
+        steps = [SSE_UNTIL_CLOSE, ("sleep", 0.1), tokens(" a"), ("sleep", 0.02), tokens(" b"), ("sleep", 0.18)]
+        for k in range(18):
+            steps += [tokens(" t%d" % k), ("sleep", 0.02)]
+        server = self.serve(steps + [sse(text_chunk("", finish="stop")), DONE])
+        agent, counts, stop = self.run_load(server, self.specs(1), concurrency=1)
+        end = counts.end_fields()
+        request = agent.events.of_type("request")[0]
+        self.assertEqual(request["itl_s"][0], 0.0)  # the second token's gap: the read's
+        self.assertEqual(end["first_tokens_shared_read"], 1.0)
+        self.assertLess(end["arrivals_shared_read"], 0.1)
+        self.assertIs(end["client_behind"], True)
+        warnings = [e["msg"] for e in agent.events.of_type("log") if "fell behind" in e["msg"]]
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertIn("100.0% of its requests' first tokens with the second", warnings[0])
+
+
+class BehindRuleTest(unittest.TestCase):
+    """summarize_lag's rule on counts given outright: with kernel stamps, a stall and merged reads flag a
+    point, either alone does not; with loop stamps, lateness alone does."""
+
+    def behind(self, stamps: str, lags_ms: List[float], arrivals: int = 10000, shared: int = 0,
+               first_arrivals: int = 100, first_shared: int = 0) -> Optional[bool]:
+        counts = PointCounts(arrival_stamps=stamps, arrivals=arrivals, shared_reads=shared,
+                             first_arrivals=first_arrivals, first_shared=first_shared)
+        point = PointConfig("p", "p", None, 1, workload())
+        runner = LoadRunner(FakeAgent(), Endpoint("http://127.0.0.1:1/v1", "chat", "m"), point, 0, counts, None)
+        runner.summarize_lag(lags_ms)
+        return counts.client_behind
+
+    def test_kernel_stamps(self):
+        stall = [0.5] * 99 + [20.0]
+        self.assertIs(self.behind("kernel", stall), False)  # a stall that merged nothing
+        self.assertIs(self.behind("kernel", stall, shared=21), True)  # 0.21% of tokens
+        self.assertIs(self.behind("kernel", stall, shared=20), False)  # 0.2%: at the limit, not past it
+        self.assertIs(self.behind("kernel", stall, first_shared=2), True)  # 2% of first tokens, 0% of tokens
+        self.assertIs(self.behind("kernel", stall, first_shared=1), False)  # 1%: at the limit
+        # merged reads with no stall longer than a 200 tokens/s gap: the engine sent them together
+        self.assertIs(self.behind("kernel", [0.5] * 99 + [4.0], shared=500, first_shared=50), False)
+
+    def test_loop_stamps(self):
+        self.assertIs(self.behind("loop", [0.5] * 99 + [20.0]), False)
+        self.assertIs(self.behind("loop", [0.5] * 99 + [60.0]), True)  # max past 50 ms
+        self.assertIs(self.behind("loop", [6.0] * 100), True)  # p99 past 5 ms
+
+
 class StreamEndLoadTest(LoadTestCase):
     def test_a_finished_stream_closed_without_its_last_chunk_is_no_lost_connection(self):
         # a finish_reason and usage, then the server closes without [DONE] and without the chunked body's

@@ -352,13 +352,13 @@ describe('a sweep over several hosts', () => {
     const events = [
       { type: 'phase', t: 0, phase: 'measure', point: 'steady', repeat: 0 },
       ...[0, 1, 2, 3].map((i) => request('steady', i, 1 + i)),
-      end('steady', 0, { concurrency: 4, inflight_max: 4, inflight_mean: 3.5, client_lag_ms: lag(1, 3), client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
+      end('steady', 0, { concurrency: 4, inflight_max: 4, inflight_mean: 3.5, client_lag_ms: lag(1, 3), client_behind: false, arrival_stamps: 'kernel', load_processes: 1, first_tokens_shared_read: 0.25 }),
       { type: 'phase', t: 10, phase: 'measure', point: 'steady', repeat: 1 },
       ...[4, 5, 6, 7].map((i) => request('steady', i, 10 + i)),
-      end('steady', 1, { concurrency: 4, inflight_max: 3, inflight_mean: 2.5, client_lag_ms: lag(8, 60), client_behind: true, arrival_stamps: 'loop', load_processes: 2, arrivals_shared_read: 0.034 }),
+      end('steady', 1, { concurrency: 4, inflight_max: 3, inflight_mean: 2.5, client_lag_ms: lag(8, 60), client_behind: true, arrival_stamps: 'loop', load_processes: 2, arrivals_shared_read: 0.034, first_tokens_shared_read: 0 }),
       { type: 'phase', t: 20, phase: 'measure', point: 'rate' },
       ...Array.from({ length: 100 }, (_, i) => request('rate', i, 21 + i * 0.1)),
-      end('rate', 0, { request_rate: 20, request_rate_achieved: 12, client_behind: false, arrival_stamps: 'kernel', load_processes: 1 }),
+      end('rate', 0, { request_rate: 20, request_rate_achieved: 12, client_behind: false, arrival_stamps: 'kernel', load_processes: 1, first_tokens_shared_read: 0.01 }),
       { type: 'phase', t: 40, phase: 'measure', point: 'command' },
       request('command', 0, 41),
       end('command', 0, {}),
@@ -368,7 +368,7 @@ describe('a sweep over several hosts', () => {
     // the worst repeat's lag, the most in flight, either repeat behind: the point is flagged
     assert.deepEqual(of('steady').client, {
       concurrency: 4, inflight_max: 4, inflight_mean: 3, lag_ms: { p50: 0.5, p99: 8, max: 60 }, behind: true, arrival_stamps: 'mixed', processes: 2,
-      shared_reads: 0.034,
+      shared_reads: 0.034, first_shared_reads: 0.25,
     });
     assert.equal(of('command').client, undefined, 'a command workload has no load generator to report');
     const notes = summaryNotes(s);
@@ -376,6 +376,9 @@ describe('a sweep over several hosts', () => {
     assert.ok(!notes.some((n) => n.includes('in flight')), 'the most in flight reached the 4 asked for');
     assert.ok(notes.some((n) => n.startsWith('warning: steady: 3.4% of tokens were read together with the one before')), notes.join('\n'));
     assert.ok(!notes.some((n) => n.startsWith('warning: rate: ') && n.includes('read together')), 'no shared reads reported: no note');
+    // the worst repeat's: one of 4 first tokens read with its second (1% at the rate point is not past the limit)
+    assert.ok(notes.some((n) => n.startsWith('warning: steady: 25.0% of requests had their first token read together with the second')), notes.join('\n'));
+    assert.ok(!notes.some((n) => n.startsWith('warning: rate: ') && n.includes('first token')), notes.join('\n'));
     // 12/s of 20/s over 100 requests: a 40% shortfall, far past a Poisson count's 30%
     assert.ok(notes.some((n) => n === 'warning: rate: requests went out at 12.00/s of the 20/s asked for'), notes.join('\n'));
     const short = summarize(events.map((e) => (e.type === 'point' && e.point === 'steady' ? ({ ...e, inflight_max: 2 } as AgentEvent) : e)));

@@ -111,8 +111,9 @@ export interface PointEvent extends Base {
   inflight_mean?: number;
   /** Request-rate points: requests sent per second. */
   request_rate_achieved?: number;
-  /** How late the load generator's loop ran (ms); `client_behind` when p99 > 5 or max > 50 and, with kernel
-   * stamps, more than 0.2% of the tokens were read together with the one before. */
+  /** How late the load generator's loop ran (ms). `client_behind`: with loop stamps when p99 > 5 or max > 50;
+   * with kernel stamps when max > 5 and more than 0.2% of the tokens, or 1% of the first tokens, were read
+   * together with the one after or before. */
   client_lag_ms?: { p50: number; p99: number; max: number };
   client_behind?: boolean;
   /** `kernel`: the socket's receive timestamps; `loop`: when the event loop read the bytes. */
@@ -121,6 +122,8 @@ export interface PointEvent extends Base {
   load_processes?: number;
   /** Share of token chunks read together with the one before (their gap is the read's, not the engine's). */
   arrivals_shared_read?: number;
+  /** Share of requests whose first token came in the same read as the second (TTFT late by a gap). */
+  first_tokens_shared_read?: number;
   /** What the point asked for (concurrency points / request-rate points), beside what was achieved. */
   concurrency?: number;
   request_rate?: number;

@@ -89,6 +89,8 @@ export interface ClientSummary {
   processes?: number;
   /** The worst repeat's share of token chunks read together with the one before. */
   shared_reads?: number;
+  /** The worst repeat's share of requests whose first token was read together with the second. */
+  first_shared_reads?: number;
 }
 
 /**

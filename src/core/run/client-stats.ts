@@ -14,12 +14,14 @@ export class ClientStats {
   private concurrency?: number;
   private requestRate?: number;
   private sharedReads?: number;
+  private firstSharedReads?: number;
 
   add(end: PointEvent): void {
     const seen =
       end.inflight_max !== undefined || end.client_lag_ms !== undefined || end.client_behind !== undefined ||
       end.request_rate_achieved !== undefined || end.arrival_stamps !== undefined || end.load_processes !== undefined ||
-      end.concurrency !== undefined || end.request_rate !== undefined || end.arrivals_shared_read !== undefined;
+      end.concurrency !== undefined || end.request_rate !== undefined || end.arrivals_shared_read !== undefined ||
+      end.first_tokens_shared_read !== undefined;
     if (!seen) return; // a command workload, or an agent from before these fields
     this.ends++;
     if (end.inflight_max !== undefined) this.inflightMax = Math.max(this.inflightMax ?? 0, end.inflight_max);
@@ -38,6 +40,8 @@ export class ClientStats {
     if (end.concurrency !== undefined) this.concurrency = end.concurrency;
     if (end.request_rate !== undefined) this.requestRate = end.request_rate;
     if (end.arrivals_shared_read !== undefined) this.sharedReads = Math.max(this.sharedReads ?? 0, end.arrivals_shared_read);
+    if (end.first_tokens_shared_read !== undefined)
+      this.firstSharedReads = Math.max(this.firstSharedReads ?? 0, end.first_tokens_shared_read);
   }
 
   result(): ClientSummary | undefined {
@@ -55,6 +59,7 @@ export class ClientStats {
       ...(stamps && { arrival_stamps: stamps }),
       ...(this.processes !== undefined && { processes: this.processes }),
       ...(this.sharedReads !== undefined && { shared_reads: this.sharedReads }),
+      ...(this.firstSharedReads !== undefined && { first_shared_reads: this.firstSharedReads }),
     };
   }
 }

@@ -33,6 +33,9 @@ function clientNotes(p: PointSummary): string[] {
   // gaps, and on the bench 0.5% of tokens read in twos moved it 2%; past 0.2% the tail may be the reads'
   if (c.shared_reads !== undefined && c.shared_reads > 0.002)
     notes.push(`warning: ${p.point}: ${(c.shared_reads * 100).toFixed(1)}% of tokens were read together with the one before (a late client read, or the engine sending two at once): their gaps are the read's, so the ITL tail may not be the engine's`);
+  // each such request's TTFT is its second token's: past 1% of requests the TTFT p99 is the reads'
+  if (c.first_shared_reads !== undefined && c.first_shared_reads > 0.01)
+    notes.push(`warning: ${p.point}: ${(c.first_shared_reads * 100).toFixed(1)}% of requests had their first token read together with the second (a late client read, or the engine sending both at once): their TTFT is the second token's, so the TTFT tail may not be the engine's`);
   const requests = p.requests.ok + p.requests.errors;
   if (c.concurrency !== undefined && c.inflight_max !== undefined && c.inflight_max < Math.min(c.concurrency, requests))
     notes.push(`warning: ${p.point}: at most ${c.inflight_max} of the ${c.concurrency} requests asked for were in flight at once`);

@@ -8,7 +8,7 @@ const COLUMNS = [
   'j_per_response', 'steady_j_per_output_token', 'usd', 'gco2', 'power_cap_w', 'idealized_alpha_s', 'idealized_beta_s',
   'tokens_from', 'requests_throttled', 'slo_attainment', 'slo_met', 'goodput_requests_per_s', 'goodput_output_tokens_per_s',
   'j_per_slo_token', 'inflight_max', 'inflight_mean', 'request_rate_achieved', 'client_lag_p99_ms', 'client_behind',
-  'arrival_stamps', 'load_processes', 'arrivals_shared_read',
+  'arrival_stamps', 'load_processes', 'arrivals_shared_read', 'first_tokens_shared_read',
 ] as const;
 
 function cell(value: unknown): string {
@@ -29,7 +29,7 @@ export function summaryCsv(summary: RunSummary, meta?: RunMeta): string {
     p.tokens_from, p.requests.throttled ?? 0, p.slo?.attainment, p.slo?.met, p.slo?.goodput_requests_per_s,
     p.slo?.goodput_output_tokens_per_s, p.slo?.j_per_slo_token, p.client?.inflight_max, p.client?.inflight_mean,
     p.client?.request_rate_achieved, p.client?.lag_ms?.p99, p.client?.behind, p.client?.arrival_stamps, p.client?.processes,
-    p.client?.shared_reads,
+    p.client?.shared_reads, p.client?.first_shared_reads,
   ]);
   return [COLUMNS.join(','), ...rows.map((r) => r.map(cell).join(','))].join('\n') + '\n';
 }
