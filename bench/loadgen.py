@@ -315,7 +315,7 @@ def markdown(report: Dict[str, Any]) -> str:
                   "reached the socket), so a busy client shifts no stamp; what a late client still spoils is a "
                   "read that took two tokens of one stream at once (the shared-read column: their gap is the "
                   "read's, 0; a first token read with the second makes a TTFT late by a gap), so with kernel "
-                  "stamps a point is flagged `client_behind` when its loop stalled past 5 ms and more than 0.2% "
+                  "stamps a point is flagged `client_behind` when its loop stalled past 5 ms and more than 0.5% "
                   "of its tokens, or 1% of its first tokens, came in a shared read. A `(bursts)` scenario's stand-in sends without phases: every stream that "
                   "started together sends in the same instant, as an engine's decode step answers every running "
                   "request at once, so hundreds of reads arrive together and the last is read milliseconds after "

@@ -54,12 +54,12 @@ GC_THRESHOLD_0 = 20000
 # stall longer than the stream's gap. There the point is flagged when its loop stalled past
 # STALL_LIMIT_MS (a 200 tokens/s stream's gap) and more than SHARED_READS_LIMIT of its tokens came in a
 # shared read (each turns a gap into 0 and doubles the next; on the bench 0.5% of them moved ITL p99 by
-# 2%) or more than FIRST_SHARED_LIMIT of its requests had their first token read with the second (each
-# such TTFT is late by a gap: past 1% of them, TTFT p99 is).
+# 2%, the target; the summary warns from 0.2%) or more than FIRST_SHARED_LIMIT of its requests had their
+# first token read with the second (each such TTFT is late by a gap: past 1% of them, TTFT p99 is).
 LAG_P99_LIMIT_MS = 5.0
 LAG_MAX_LIMIT_MS = 50.0
 STALL_LIMIT_MS = 5.0
-SHARED_READS_LIMIT = 0.002
+SHARED_READS_LIMIT = 0.005
 FIRST_SHARED_LIMIT = 0.01
 
 

@@ -321,8 +321,8 @@ class BehindRuleTest(unittest.TestCase):
     def test_kernel_stamps(self):
         stall = [0.5] * 99 + [20.0]
         self.assertIs(self.behind("kernel", stall), False)  # a stall that merged nothing
-        self.assertIs(self.behind("kernel", stall, shared=21), True)  # 0.21% of tokens
-        self.assertIs(self.behind("kernel", stall, shared=20), False)  # 0.2%: at the limit, not past it
+        self.assertIs(self.behind("kernel", stall, shared=51), True)  # 0.51% of tokens
+        self.assertIs(self.behind("kernel", stall, shared=50), False)  # 0.5%: at the limit, not past it
         self.assertIs(self.behind("kernel", stall, first_shared=2), True)  # 2% of first tokens, 0% of tokens
         self.assertIs(self.behind("kernel", stall, first_shared=1), False)  # 1%: at the limit
         # merged reads with no stall longer than a 200 tokens/s gap: the engine sent them together

@@ -112,7 +112,7 @@ export interface PointEvent extends Base {
   /** Request-rate points: requests sent per second. */
   request_rate_achieved?: number;
   /** How late the load generator's loop ran (ms). `client_behind`: with loop stamps when p99 > 5 or max > 50;
-   * with kernel stamps when max > 5 and more than 0.2% of the tokens, or 1% of the first tokens, were read
+   * with kernel stamps when max > 5 and more than 0.5% of the tokens, or 1% of the first tokens, were read
    * together with the one after or before. */
   client_lag_ms?: { p50: number; p99: number; max: number };
   client_behind?: boolean;
