@@ -6,7 +6,7 @@ tokens each event carried where the engine counts them, the usage report, how th
 import json
 import unittest
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .helpers import AGENT_DIR  # noqa: F401  (puts agent/ on sys.path)
 from .replay_server import ReplayServer, Transcript, all_transcripts, load_transcript
@@ -177,52 +177,56 @@ class CorpusSanityTest(unittest.TestCase):
 class CorpusThroughParserTest(unittest.TestCase):
     """Each transcript's body fed line by line to StreamParser with the recorded arrival times."""
 
+    @staticmethod
+    def replay(t: Any, feed_write: Callable[[StreamParser, bytes, float], None]) -> Dict[str, Any]:
+        """The transcript's writes at their times into a parser, each by `feed_write`, as far as its end."""
+        parser = StreamParser()
+        at = 0.0
+        for gap, write in zip(t.gaps, t.writes):
+            at += gap
+            feed_write(parser, write, at)
+            if parser.finished:
+                break
+        else:
+            parser.end(at)
+        return parser.result(0.0)
+
+    @staticmethod
+    def by_lines(parser: StreamParser, write: bytes, at: float) -> None:
+        for line in write.splitlines(keepends=True):
+            parser.feed(line, at)
+
     def test_every_transcript(self):
         for name in all_transcripts():
             t = load_transcript(name)
             if t.status != 200:
                 continue
             with self.subTest(transcript=name):
-                expected = expected_of(t)
-                parser = StreamParser()
-                at = 0.0
-                for gap, write in zip(t.gaps, t.writes):
-                    at += gap
-                    for line in write.splitlines(keepends=True):
-                        parser.feed(line, at)
-                    if parser.finished:
-                        break
-                else:
-                    parser.end(at)
-                result = parser.result(0.0)
-                self.check(result, expected, name)
+                self.check(self.replay(t, self.by_lines), expected_of(t), name)
 
     def test_every_transcript_as_the_client_feeds_it(self):
         # whole one-line events through feed_event (its learned-template step included), the rest line by line
         decoded = counting_decoder(self)
+        events = []  # type: List[bytes]
+
+        def as_the_client(parser: StreamParser, write: bytes, at: float) -> None:
+            if write.startswith(b"data: {") and write.endswith(b"}\n\n") and write.count(b"\n") == 2:
+                parser.feed_event(write[6:-2], at)
+                events.append(write)
+            else:
+                self.by_lines(parser, write, at)
+
         fast = 0
         for name in all_transcripts():
             t = load_transcript(name)
             if t.status != 200:
                 continue
             with self.subTest(transcript=name):
-                parser = StreamParser()
-                at = 0.0
-                events = decoded.count = 0
-                for gap, write in zip(t.gaps, t.writes):
-                    at += gap
-                    if write.startswith(b"data: {") and write.endswith(b"}\n\n") and write.count(b"\n") == 2:
-                        parser.feed_event(write[6:-2], at)
-                        events += 1
-                    else:
-                        for line in write.splitlines(keepends=True):
-                            parser.feed(line, at)
-                    if parser.finished:
-                        break
-                else:
-                    parser.end(at)
-                fast += events - decoded.count
-                self.check(parser.result(0.0), expected_of(t), name)
+                del events[:]
+                decoded.count = 0
+                result = self.replay(t, as_the_client)
+                fast += len(events) - decoded.count
+                self.check(result, expected_of(t), name)
         self.assertGreater(fast, 0, "no event was known by its template: the step this test is for never ran")
 
     def check(self, result: Dict[str, Any], expected: Expected, name: str) -> None:
