@@ -16,7 +16,7 @@ import socket
 import struct
 import sys
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # SO_TIMESTAMPNS (SO_TIMESTAMPNS_OLD since Linux 5.1): 35 in asm-generic and on x86, arm, arm64, mips,
 # powerpc, s390, riscv and alpha; sparc and parisc number it otherwise and are left to loop stamps. Python's
@@ -61,28 +61,22 @@ class ReadCounts:
         return "kernel" if self.kernel else "loop" if self.loop else None
 
 
-_EPOLL = getattr(select, "epoll", None)
+# selectors.EpollSelector exists only where select has epoll; elsewhere DirectSelector is never made
+# (available() says so) and this base only lets the class be defined.
+_EpollSelector = getattr(selectors, "EpollSelector", selectors.DefaultSelector)
 
 
-def _fd(fileobj: Any) -> int:
-    fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
-    if fd < 0:
-        raise ValueError("invalid file descriptor: %r" % (fileobj,))
-    return fd
-
-
-class DirectSelector(selectors.BaseSelector):
-    """An epoll selector for an asyncio loop that also serves `direct` file descriptors: select() calls their
-    handler itself with epoll's event bits, where asyncio would wrap each ready socket's callback in a Handle
-    and run it from its ready queue. On one read of a stream that step cost more than the read itself (19.5
-    µs of user time per read through add_reader, 7.8 µs through epoll alone, bench/loadgen.py's machine). A
-    handler that raises is passed to `on_error` (the loop's exception handler) and the others still run,
-    as asyncio's own callbacks would. Linux only (`available()`)."""
+class DirectSelector(_EpollSelector):  # type: ignore[misc,valid-type]
+    """asyncio's epoll selector (selectors.EpollSelector: register, modify, the keys) that also serves
+    `direct` file descriptors: select() calls their handler itself with epoll's event bits, where asyncio
+    would wrap each ready socket's callback in a Handle and run it from its ready queue. On one read of a
+    stream that step cost more than the read itself (19.5 µs of user time per read through add_reader, 7.8 µs
+    through epoll alone, bench/loadgen.py's machine). A handler that raises is passed to `on_error` (the
+    loop's exception handler) and the others still run, as asyncio's own callbacks would. Linux only
+    (`available()`)."""
 
     def __init__(self) -> None:
-        assert _EPOLL is not None
-        self._epoll = _EPOLL()
-        self._keys = {}  # type: Dict[int, selectors.SelectorKey]
+        super().__init__()
         self._direct = {}  # type: Dict[int, Callable[[int], None]]
         self.on_error = None  # type: Optional[Callable[[BaseException], None]]
         # epoll counts whole milliseconds, so a timer is served up to 1 ms late (0.5 ms on average). True:
@@ -94,62 +88,28 @@ class DirectSelector(selectors.BaseSelector):
 
     @staticmethod
     def available() -> bool:
-        return _EPOLL is not None
-
-    @staticmethod
-    def _mask(events: int) -> int:
-        return ((select.EPOLLIN if events & selectors.EVENT_READ else 0)
-                | (select.EPOLLOUT if events & selectors.EVENT_WRITE else 0))
+        return hasattr(selectors, "EpollSelector")
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        if not events or events & ~(selectors.EVENT_READ | selectors.EVENT_WRITE):
-            raise ValueError("invalid events: %r" % events)
-        fd = _fd(fileobj)
-        if fd in self._keys or fd in self._direct:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd in self._direct:
             raise KeyError("%r (FD %d) is already registered" % (fileobj, fd))
-        key = selectors.SelectorKey(fileobj, fd, events, data)
-        self._epoll.register(fd, self._mask(events))
-        self._keys[fd] = key
-        return key
-
-    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        fd = _fd(fileobj)
-        key = self._keys.pop(fd)
-        try:
-            self._epoll.unregister(fd)
-        except OSError:
-            pass  # closed already: epoll forgot it then
-        return key
-
-    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        fd = _fd(fileobj)
-        key = self._keys[fd]
-        if events != key.events:
-            self._epoll.modify(fd, self._mask(events))
-        key = key._replace(events=events, data=data)
-        self._keys[fd] = key
-        return key
-
-    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._keys[_fd(fileobj)]
-
-    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
-        return dict(self._keys)
+        return super().register(fileobj, events, data)
 
     def add_direct(self, fd: int, handler: Callable[[int], None]) -> None:
-        if fd in self._keys or fd in self._direct:
+        if fd in self._direct or fd in self._fd_to_key:
             raise KeyError("FD %d is already registered" % fd)
-        self._epoll.register(fd, select.EPOLLIN)
+        self._selector.register(fd, select.EPOLLIN)
         self._direct[fd] = handler
 
     def modify_direct(self, fd: int, writing: bool) -> None:
-        self._epoll.modify(fd, select.EPOLLIN | (select.EPOLLOUT if writing else 0))
+        self._selector.modify(fd, select.EPOLLIN | (select.EPOLLOUT if writing else 0))
 
     def remove_direct(self, fd: int) -> None:
         """Before the fd is closed: a number the kernel reuses must not reach the old handler."""
         if self._direct.pop(fd, None) is not None:
             try:
-                self._epoll.unregister(fd)
+                self._selector.unregister(fd)
             except OSError:
                 pass
 
@@ -169,10 +129,11 @@ class DirectSelector(selectors.BaseSelector):
             timeout = (math.floor(timeout * 1e3) - 0.5) * 1e-3
         ready = []  # type: List[Tuple[selectors.SelectorKey, int]]
         try:
-            fd_events = self._epoll.poll(timeout, max(len(self._keys) + len(self._direct), 1))
+            fd_events = self._selector.poll(timeout, max(len(self._fd_to_key) + len(self._direct), 1))
         except InterruptedError:
             return ready
         direct = self._direct
+        keys = self._fd_to_key
         for fd, event in fd_events:
             handler = direct.get(fd)
             if handler is not None:
@@ -185,7 +146,7 @@ class DirectSelector(selectors.BaseSelector):
                         raise
                     self.on_error(e)
                 continue
-            key = self._keys.get(fd)
+            key = keys.get(fd)
             if key is not None:
                 events = ((selectors.EVENT_WRITE if event & ~select.EPOLLIN else 0)
                           | (selectors.EVENT_READ if event & ~select.EPOLLOUT else 0))
@@ -193,9 +154,8 @@ class DirectSelector(selectors.BaseSelector):
         return ready
 
     def close(self) -> None:
-        self._keys.clear()
         self._direct.clear()
-        self._epoll.close()
+        super().close()
 
 
 def new_loop() -> asyncio.AbstractEventLoop:

@@ -246,7 +246,7 @@ class DirectSelectorTest(unittest.TestCase):
         """What select(timeout) asks of epoll (its timeouts, in ms as Python rounds them: up) and of sleep."""
         selector = self.selector()
         selector.fine_timeouts = fine
-        real = selector._epoll
+        real = selector._selector
         asked = []  # type: List[float]
         slept = []  # type: List[float]
 
@@ -258,7 +258,7 @@ class DirectSelectorTest(unittest.TestCase):
             def close(self) -> None:
                 real.close()
 
-        selector._epoll = Epoll()
+        selector._selector = Epoll()
         selector._sleep = slept.append
         selector.select(timeout)
         return asked, slept
