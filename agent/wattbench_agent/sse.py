@@ -153,11 +153,7 @@ class StreamParser:
             if template is not None and raw.startswith(template[0]) and raw.endswith(template[1]):
                 if _PLAIN.fullmatch(raw, len(template[0]), len(raw) - len(template[1])):
                     self._now = t
-                    arrivals = self.arrivals
-                    if arrivals and arrivals[-1] == t:
-                        self.shared_reads += 1
-                    arrivals.append(t)
-                    self.chunk_tokens.append(None)
+                    self._arrive(None)
                     return
             value = raw.decode("utf-8", "replace")
             try:
@@ -250,12 +246,11 @@ class StreamParser:
         delta = delta if isinstance(delta, dict) else {}
         if choice.get("finish_reason") or delta.get("tool_calls"):
             return
-        carriers = [(name, key) for name, key in _TEXT_KEYS
-                    if (choice.get(name) if name == "text" else delta.get(name))]
+        carriers = [(key, text) for key, text in ((key, (choice if name == "text" else delta).get(name))
+                                                  for name, key in _TEXT_KEYS) if text]
         if len(carriers) != 1:
             return
-        name, key = carriers[0]
-        text = choice.get(name) if name == "text" else delta.get(name)
+        key, text = carriers[0]
         if not isinstance(text, str) or raw.count(key) != 1:
             return
         start = raw.find(key) + len(key)
@@ -358,10 +353,14 @@ class StreamParser:
         if tokens is None and isinstance(timings, dict):
             tokens = self._new_tokens("timings", timings.get("predicted_n"))
         if arrived:
-            if self.arrivals and self.arrivals[-1] == self._now:
-                self.shared_reads += 1
-            self.arrivals.append(self._now)
-            self.chunk_tokens.append(tokens)
+            self._arrive(tokens)
+
+    def _arrive(self, tokens: Optional[int]) -> None:
+        """A token-carrying chunk now (`tokens`: how many its counter says, None: one chunk's worth)."""
+        if self.arrivals and self.arrivals[-1] == self._now:
+            self.shared_reads += 1
+        self.arrivals.append(self._now)
+        self.chunk_tokens.append(tokens)
 
     def _new_tokens(self, counter: str, cumulative: Any) -> Optional[int]:
         """Tokens since this counter's last report (None: no report in this chunk)."""
@@ -377,10 +376,7 @@ class StreamParser:
     def _handle_tgi_native(self, payload: Dict[str, Any]) -> None:
         """TGI `generate_stream`: one event per token; the last has `generated_text` (and `details`, with
         finish_reason and generated_tokens, when the request asked for details)."""
-        if self.arrivals and self.arrivals[-1] == self._now:
-            self.shared_reads += 1
-        self.arrivals.append(self._now)
-        self.chunk_tokens.append(1)
+        self._arrive(1)
         details = payload.get("details")
         details = details if isinstance(details, dict) else {}
         generated = whole_count(details.get("generated_tokens"))
