@@ -126,6 +126,24 @@ class PointCounts:
     concurrency: Optional[int] = None  # what the point asked for, beside what was achieved ...
     request_rate: Optional[float] = None
 
+    ARRIVAL_COUNTS = ("arrivals", "shared_reads", "first_arrivals", "first_shared")
+
+    def count_arrivals(self, parser: Any) -> None:
+        """A measured request's token arrivals (its StreamParser's), for the shares of shared reads."""
+        self.arrivals += len(parser.arrivals)
+        self.shared_reads += parser.shared_reads
+        if parser.arrivals:
+            self.first_arrivals += 1
+            self.first_shared += parser.first_shared
+
+    def arrival_counts(self) -> Dict[str, int]:
+        return {name: getattr(self, name) for name in self.ARRIVAL_COUNTS}
+
+    def add_arrival_counts(self, counts: Dict[str, Any]) -> None:
+        """Another process's arrival_counts() into these."""
+        for name in self.ARRIVAL_COUNTS:
+            setattr(self, name, getattr(self, name) + int(counts.get(name) or 0))
+
     def end_fields(self) -> Dict[str, Any]:
         """Fields of the `point` end event beyond requests and errors (docs/protocol.md)."""
         fields = {}  # type: Dict[str, Any]
@@ -549,11 +567,7 @@ class LoadRunner:
             return
         self._count(warmup, event["ok"], event.get("tokens_from"), event.get("http_status"))
         if parser is not None and not warmup:
-            self.counts.arrivals += len(parser.arrivals)
-            self.counts.shared_reads += parser.shared_reads
-            if parser.arrivals:
-                self.counts.first_arrivals += 1
-                self.counts.first_shared += parser.first_shared
+            self.counts.count_arrivals(parser)
 
     def _count(self, warmup: bool, ok: bool, tokens_from: Optional[str] = None,
                http_status: Optional[int] = None) -> None:

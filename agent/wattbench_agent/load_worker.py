@@ -145,5 +145,4 @@ def main() -> None:
         reporter.join()
     reads = runner.read_counts()
     events.write({"end": {"stop": stop, "lags": runner.lags_ms(), "reads": reads, "rate": runner.rate_span(),
-                          "arrivals": counts.arrivals, "shared_reads": counts.shared_reads,
-                          "first_arrivals": counts.first_arrivals, "first_shared": counts.first_shared}})
+                          "arrival_counts": counts.arrival_counts()}})

@@ -257,6 +257,7 @@ class WorkerPool:
                 origin = min(r[0] for r in self._rate)
                 last = max(r[1] for r in self._rate)
                 sent = sum(r[2] for r in self._rate)
+                runner._rate_span = (origin, last, sent)  # the point's, as one loop's rate_span() says it
                 if sent and last > origin:
                     counts.request_rate_achieved = round(sent / (last - origin), 3)
             counts.arrival_stamps = self._reads.kind()
@@ -321,10 +322,7 @@ class WorkerPool:
                 reads = end.get("reads") or {}
                 self._reads.kernel += int(reads.get("kernel", 0))
                 self._reads.loop += int(reads.get("loop", 0))
-                runner.counts.arrivals += int(end.get("arrivals") or 0)
-                runner.counts.shared_reads += int(end.get("shared_reads") or 0)
-                runner.counts.first_arrivals += int(end.get("first_arrivals") or 0)
-                runner.counts.first_shared += int(end.get("first_shared") or 0)
+                runner.counts.add_arrival_counts(end.get("arrival_counts") or {})
                 if end.get("rate"):
                     self._rate.append(tuple(end["rate"]))  # type: ignore[arg-type]
 

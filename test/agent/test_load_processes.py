@@ -118,6 +118,9 @@ class PoolTest(PoolTestCase):
             self.assertTrue(all(0.045 < gap < 0.2 for r in requests for gap in r["itl_s"]), requests)
             self.assertEqual((counts.requests, counts.errors), (12, 0))
             self.assertEqual(counts.end_fields()["tokens_from"], "usage")
+            # each request's three token chunks, 50 ms apart (none in a shared read), counted whichever process read them
+            self.assertEqual(counts.arrival_counts(),
+                             {"arrivals": 36, "shared_reads": 0, "first_arrivals": 12, "first_shared": 0})
             self.assertEqual(counts.inflight_max, 4)
             self.assertEqual(max_overlap(requests), 4)
         self.assertEqual((one[1].load_processes, two[1].load_processes), (1, 2))
