@@ -85,7 +85,6 @@ def scenario(concurrency: int, seconds: float, spread: bool = True,
         gap_ms = MIN_GAP_MS
         tokens = max(10, int(chunks_per_s / rate))
         count = max(20, int(rate * seconds))
-        concurrency = count  # for the rows below: what is in flight is the schedule's
     else:
         gap_ms = max(MIN_GAP_MS, concurrency / chunks_per_s * 1000)
         # two waves of requests, each lasting about seconds/2
@@ -189,11 +188,11 @@ def rate_schedule(runner: LoadRunner, requests: List[Dict[str, Any]]) -> Optiona
     """How late each request went out against its place in the point's one Poisson schedule (the same
     seeded offsets the runner sent by, from the origin it started them at): request i is arrival i."""
     span = runner.rate_span()
-    origin = runner._pool.origin if runner._pool is not None else (span[0] if span else None)
-    if origin is None:
+    if span is None:
         return None
     offsets = runner.arrival_offsets(len(requests))
-    on_events_clock = util._WALL_AT_START + (origin - util._MONO_AT_START)
+    wall, mono = util.clock_anchor()
+    on_events_clock = wall + (span[0] - mono)
     late = sorted(r["t_start"] - (on_events_clock + offsets[r["i"]]) for r in requests)
     return {"send_late_ms": {"p50": ms(quantile(late, 0.5)), "p99": ms(quantile(late, 0.99)), "max": ms(late[-1]),
                              "min": ms(late[0])},
